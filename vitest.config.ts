@@ -1,12 +1,44 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/**
+ * Tests run inside workerd (the Workers runtime) with real KV. Loopback fixtures (JWKS issuer, echo
+ * origin) are started in Node by globalSetup; the Worker entry (SELF) gets a config pointing at them.
+ */
 export default defineConfig({
   plugins: [
     cloudflareTest(({ inject }) => ({
       wrangler: { configPath: "./wrangler.toml" },
-      miniflare: { bindings: { TEST_PORT: inject<number>("fixturePort") } },
+      miniflare: {
+        bindings: {
+          ORIGIN_URL: inject("originUrl"),
+          PORTCULLIS_CONFIG: {
+            realm: "self-test",
+            resource_metadata: {
+              resource: "https://api.example.test",
+              authorization_servers: ["https://auth.example.test/"],
+              scopes_supported: ["items:read", "items:write"],
+            },
+            issuers: [
+              {
+                issuer: "https://auth.example.test/",
+                audiences: ["https://api.example.test"],
+                jwks_uri: `${inject("issuerUrl")}/self/jwks`,
+              },
+            ],
+            routes: [
+              { path: "/health", methods: ["GET"], public: true },
+              { path: "/v1/items/**", methods: ["GET"], scopes: ["items:read"] },
+              { path: "/v1/items/**", methods: ["POST", "PUT", "DELETE"], scopes: ["items:write"] },
+            ],
+            forward: { claim_headers: { "x-auth-email": "email" } },
+          },
+        },
+      },
     })),
   ],
-  test: { globalSetup: ["./test/setup/global.ts"] },
+  test: {
+    globalSetup: ["./test/setup/global.ts"],
+    include: ["test/**/*.test.ts"],
+  },
 });

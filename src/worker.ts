@@ -1,1 +1,73 @@
-export default { async fetch() { return new Response("ok"); } };
+import { Hono } from "hono";
+import { formatIssues, parseConfig, type ConfigIssue } from "./config/load";
+import { errorResponse } from "./errors/challenge";
+import { GateError } from "./errors/errors";
+import { forwardToOrigin } from "./forward/origin";
+import { consoleLog } from "./log";
+import { gate, type PortcullisVariables } from "./middleware";
+
+/**
+ * The deployable Worker: the gate, then the forwarder. Configuration comes from `[vars]`
+ * (`PORTCULLIS_CONFIG`, `ORIGIN_URL`); it is validated once per isolate and on every change.
+ */
+export interface Env {
+  PORTCULLIS_CONFIG?: unknown;
+  ORIGIN_URL?: string;
+  [binding: string]: unknown;
+}
+
+type App = { fetch: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response> };
+
+let built: { config: unknown; origin: unknown; app: App } | undefined;
+
+export default {
+  fetch(request: Request, env: Env, ctx: ExecutionContext) {
+    if (!built || built.config !== env.PORTCULLIS_CONFIG || built.origin !== env.ORIGIN_URL) {
+      built = { config: env.PORTCULLIS_CONFIG, origin: env.ORIGIN_URL, app: buildApp(env) };
+    }
+    return built.app.fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;
+
+function buildApp(env: Env): App {
+  const parsed = parseConfig(env.PORTCULLIS_CONFIG);
+  const origin = parseOrigin(env.ORIGIN_URL);
+  const issues: ConfigIssue[] = [
+    ...(parsed.ok ? [] : parsed.issues.map((issue) => ({ ...issue, field: `PORTCULLIS_CONFIG.${issue.field}` }))),
+    ...(origin instanceof Error ? [{ field: "ORIGIN_URL", message: origin.message }] : []),
+  ];
+  if (!parsed.ok || origin instanceof Error) {
+    const fields = formatIssues(issues);
+    return {
+      fetch: () => {
+        consoleLog({ event: "config_invalid", outcome: "error", status: 500, issues: fields });
+        return errorResponse({ realm: "api" }, new GateError("server_error", "config_invalid"));
+      },
+    };
+  }
+  const app = new Hono<{ Bindings: Env; Variables: PortcullisVariables }>();
+  app.use("*", gate(parsed.config));
+  app.all("*", forwardToOrigin({ origin, timeoutMs: parsed.config.forward.timeout_ms }));
+  app.onError((error) => {
+    const gateError = error instanceof GateError ? error : new GateError("server_error", "internal_error");
+    consoleLog({ event: "forward", outcome: "error", status: gateError.status, reason: gateError.reason });
+    return errorResponse({ realm: parsed.config.realm }, gateError);
+  });
+  return app;
+}
+
+/** ORIGIN_URL: an http(s) origin only; the path always comes from the canonical request path. */
+function parseOrigin(value: string | undefined): URL | undefined | Error {
+  if (value === undefined || value === "") return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return new Error("must be an absolute URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return new Error("must be an http or https URL");
+  if (url.pathname !== "/" || url.search || url.hash || url.username || url.password) {
+    return new Error("must be an origin only (scheme, host, port): the path is always the request's canonical path");
+  }
+  return url;
+}

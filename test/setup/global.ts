@@ -1,9 +1,33 @@
-import { createServer } from "node:http";
+import { exportJWK, generateKeyPair } from "jose";
 import type { TestProject } from "vitest/node";
+import { closedPortUrl, listen } from "./fixtures";
+
+/** Starts the loopback fixtures and hands their URLs (and the Worker-entry test key) to the tests. */
 export default async function setup(project: TestProject) {
-  const server = createServer((req, res) => { res.setHeader("content-type","application/json"); res.end(JSON.stringify({url: req.url})); });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const addr = server.address();
-  project.provide("fixturePort", typeof addr === "object" && addr ? addr.port : 0);
-  return () => new Promise<void>((r) => server.close(() => r()));
+  const issuer = await listen("issuer");
+  const origin = await listen("origin");
+  const deadOrigin = await closedPortUrl();
+
+  // The deployed-Worker tests (SELF) use a fixed namespace configured here, before the Worker starts.
+  const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid: "self-1", alg: "ES256", use: "sig" };
+  await fetch(`${issuer.url}/self/jwks/_set`, { method: "POST", body: JSON.stringify({ jwks: { keys: [publicJwk] } }) });
+
+  project.provide("issuerUrl", issuer.url);
+  project.provide("originUrl", origin.url);
+  project.provide("deadOriginUrl", deadOrigin);
+  project.provide("selfPrivateJwk", JSON.stringify({ ...(await exportJWK(privateKey)), kid: "self-1", alg: "ES256" }));
+
+  return async () => {
+    await Promise.all([issuer, origin].map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  };
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    issuerUrl: string;
+    originUrl: string;
+    deadOriginUrl: string;
+    selfPrivateJwk: string;
+  }
 }

@@ -1,0 +1,81 @@
+import * as v from "valibot";
+import { compileRoutes, RoutePatternError } from "../policy/routes";
+import { ConfigSchema, HMAC_ALGORITHMS, type ResolvedConfig } from "./schema";
+
+/** One configuration problem, named by its dotted field path. */
+export interface ConfigIssue {
+  field: string;
+  message: string;
+}
+
+export type ConfigResult = { ok: true; config: ResolvedConfig } | { ok: false; issues: ConfigIssue[] };
+
+/**
+ * Validates raw configuration (an object from `[vars]`, or its JSON text) and applies defaults.
+ * Pure: no I/O, so `npm run check-config`, the Worker and tests share it.
+ */
+export function parseConfig(raw: unknown): ConfigResult {
+  let input = raw;
+  if (typeof raw === "string") {
+    try {
+      input = JSON.parse(raw);
+    } catch {
+      return { ok: false, issues: [{ field: "(root)", message: "is not valid JSON" }] };
+    }
+  }
+  if (input === undefined || input === null) {
+    return { ok: false, issues: [{ field: "(root)", message: "is missing" }] };
+  }
+  const parsed = v.safeParse(ConfigSchema, input);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      issues: parsed.issues.map((issue) => ({ field: v.getDotPath(issue) ?? "(root)", message: issue.message })),
+    };
+  }
+  const issues = crossFieldIssues(parsed.output);
+  return issues.length ? { ok: false, issues } : { ok: true, config: parsed.output };
+}
+
+/** Rules a field-by-field schema cannot express. */
+function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  config.issuers.forEach((issuer, i) => {
+    const at = `issuers.${i}`;
+    if (seen.has(issuer.issuer)) issues.push({ field: `${at}.issuer`, message: "is configured twice" });
+    seen.add(issuer.issuer);
+    const usesHmac = issuer.algorithms.some((alg) => (HMAC_ALGORITHMS as readonly string[]).includes(alg));
+    if (usesHmac && !issuer.hmac_secret) {
+      issues.push({ field: `${at}.hmac_secret`, message: "is required when algorithms lists an HS algorithm" });
+    }
+    if (!usesHmac && issuer.hmac_secret) {
+      issues.push({ field: `${at}.hmac_secret`, message: "is set but algorithms lists no HS algorithm" });
+    }
+  });
+  const prefix = config.forward.header_prefix;
+  const builtIn = new Set(["sub", "client-id", "scope", "issuer"].map((name) => prefix + name));
+  for (const header of Object.keys(config.forward.claim_headers)) {
+    const field = `forward.claim_headers.${header}`;
+    if (!header.startsWith(prefix) || header === prefix) {
+      issues.push({ field, message: `must start with the header prefix "${prefix}" so client copies are always stripped` });
+    } else if (builtIn.has(header)) {
+      issues.push({ field, message: "is a built-in claim header" });
+    }
+  }
+  config.routes.forEach((route, i) => {
+    if (route.public && route.scopes.length) {
+      issues.push({ field: `routes.${i}.scopes`, message: "cannot be required on a public route" });
+    }
+  });
+  try {
+    compileRoutes(config.routes);
+  } catch (error) {
+    if (!(error instanceof RoutePatternError)) throw error;
+    issues.push({ field: `routes.${error.index}.path`, message: error.message });
+  }
+  return issues;
+}
+
+/** One line per issue, for logs and the CLI. Never includes values, only field names. */
+export const formatIssues = (issues: readonly ConfigIssue[]) => issues.map((i) => `${i.field}: ${i.message}`);

@@ -1,0 +1,140 @@
+import * as v from "valibot";
+
+/**
+ * The configuration schema: the public interface of Portcullis. The same object is read from
+ * `wrangler.toml` `[vars.PORTCULLIS_CONFIG]` and passed to `portcullis(config)` by library users.
+ * Every field is documented in the README's configuration reference; keep the two in step.
+ */
+
+/** Signature algorithms Portcullis can verify. HS* additionally need `hmac_secret`. */
+export const ASYMMETRIC_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+  "Ed25519",
+] as const;
+export const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
+export type Algorithm = (typeof ASYMMETRIC_ALGORITHMS)[number] | (typeof HMAC_ALGORITHMS)[number];
+
+/** Printable ASCII without `"` and `\`: safe inside an RFC 7235 quoted-string and a log line. */
+const printable = v.regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]+$/, "must be printable ASCII without quotes or backslashes");
+/** RFC 6749 section 3.3 scope-token. */
+const scopeToken = v.pipe(v.string(), v.regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be an RFC 6749 scope token"));
+const httpUrl = v.pipe(
+  v.string(),
+  v.url("must be an absolute URL"),
+  v.check(isAllowedUrl, "must use https (http is allowed only for loopback hosts)"),
+);
+const bounded = (min: number, max: number, fallback: number) =>
+  v.optional(v.pipe(v.number(), v.integer("must be a whole number"), v.minValue(min), v.maxValue(max)), fallback);
+const headerName = v.pipe(v.string(), v.regex(/^[a-z0-9-]+$/, "must be a lower-case header name (a-z, 0-9, -)"));
+
+/** Where to find keys and how long to trust them. Deeper tuning arrives with the key-set work. */
+const JwksSchema = v.strictObject({
+  /** Abort a JWKS fetch after this many milliseconds. */
+  timeout_ms: bounded(100, 30_000, 5_000),
+  /** Largest JWKS body accepted, in bytes. */
+  max_bytes: bounded(1_024, 1_048_576, 262_144),
+  /** How long a fetched key set is used before it is refetched, in seconds. */
+  max_age: bounded(60, 86_400, 600),
+  /** Minimum seconds between two refetches caused by unknown `kid`s or failures. */
+  refetch_cooldown: bounded(1, 3_600, 30),
+});
+
+const IssuerSchema = v.strictObject({
+  /** Compared exactly (no trailing-slash or case folding) with the token's `iss`. */
+  issuer: v.pipe(v.string(), v.minLength(1, "must not be empty"), printable),
+  /** The token's `aud` must contain at least one of these. */
+  audiences: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), printable)), v.minLength(1, "must list at least one audience")),
+  jwks_uri: httpUrl,
+  algorithms: v.optional(
+    v.pipe(v.array(v.picklist([...ASYMMETRIC_ALGORITHMS, ...HMAC_ALGORITHMS], "is not a supported algorithm")), v.minLength(1)),
+    ["RS256", "ES256"],
+  ),
+  /** Accepted JOSE `typ` values, compared case-insensitively with an optional `application/` prefix. */
+  types: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), printable)), v.minLength(1)), ["at+jwt"]),
+  /** Seconds of clock skew tolerated for `exp`, `nbf` and `iat`. */
+  clock_tolerance: bounded(0, 300, 30),
+  /** Name of a `wrangler secret` holding the HMAC key; required when `algorithms` lists HS*. */
+  hmac_secret: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"))),
+  jwks: v.optional(JwksSchema, {}),
+});
+
+const RouteSchema = v.strictObject({
+  /** Shown in logs and `explain`; defaults to `METHODS path`. */
+  name: v.optional(v.pipe(v.string(), v.minLength(1), printable)),
+  methods: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(/^(\*|[A-Z]+)$/, "must be an upper-case HTTP method or *"))),
+      v.minLength(1),
+    ),
+    ["*"],
+  ),
+  path: v.pipe(v.string(), v.startsWith("/", "must start with /")),
+  /** No token needed; a presented token is still verified and a bad one is refused. */
+  public: v.optional(v.boolean(), false),
+  /** All of these scopes are required. */
+  scopes: v.optional(v.array(scopeToken), []),
+});
+
+const ForwardSchema = v.strictObject({
+  /** `strip` removes the client's Authorization header before forwarding; `forward` passes it on. */
+  authorization: v.optional(v.picklist(["strip", "forward"], "must be strip or forward"), "strip"),
+  /** Header namespace for verified claims; every client header in it is removed on every path. */
+  header_prefix: v.optional(v.pipe(headerName, v.endsWith("-", "must end with -")), "x-auth-"),
+  /** Extra claim headers: header name (inside `header_prefix`) -> dotted claim path. */
+  claim_headers: v.optional(v.record(headerName, v.pipe(v.string(), v.regex(/^[A-Za-z0-9_:$-]+(\.[A-Za-z0-9_:$-]+)*$/, "must be a dotted claim path"))), {}),
+  /** Longest claim header value, in bytes; longer values are dropped (and logged by name). */
+  max_header_bytes: bounded(64, 8_192, 1_024),
+  /** Milliseconds to wait for the origin's response headers before answering 504. */
+  timeout_ms: bounded(100, 600_000, 30_000),
+});
+
+const ResourceMetadataSchema = v.strictObject({
+  /** RFC 9728 `resource`: this API's identifier (an https URL). */
+  resource: httpUrl,
+  authorization_servers: v.pipe(v.array(httpUrl), v.minLength(1)),
+  scopes_supported: v.optional(v.array(scopeToken)),
+  resource_name: v.optional(v.pipe(v.string(), printable)),
+  resource_documentation: v.optional(httpUrl),
+});
+
+export const ConfigSchema = v.strictObject({
+  /** The `realm` of every Bearer challenge. Never derived from the request. */
+  realm: v.optional(v.pipe(v.string(), v.minLength(1), printable), "api"),
+  resource_metadata: v.optional(ResourceMetadataSchema),
+  token: v.optional(
+    v.strictObject({
+      /** Tokens longer than this are refused before any decoding. */
+      max_length: bounded(256, 65_536, 8_192),
+      /** Accept RFC 6750 2.3 `?access_token=` (discouraged by the RFC; off by default). */
+      allow_query: v.optional(v.boolean(), false),
+    }),
+    {},
+  ),
+  issuers: v.pipe(v.array(IssuerSchema), v.minLength(1, "must list at least one issuer")),
+  routes: v.pipe(v.array(RouteSchema), v.minLength(1, "must list at least one route")),
+  forward: v.optional(ForwardSchema, {}),
+  /** Name of the Workers KV binding that shares JWKS across isolates; absent binding = memory only. */
+  kv_binding: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name")), "PORTCULLIS_KV"),
+});
+
+/** What users write (defaults optional). */
+export type PortcullisConfig = v.InferInput<typeof ConfigSchema>;
+/** What the gate runs on (defaults filled in, cross-field rules checked). */
+export type ResolvedConfig = v.InferOutput<typeof ConfigSchema>;
+export type IssuerConfig = ResolvedConfig["issuers"][number];
+export type RouteConfig = ResolvedConfig["routes"][number];
+
+function isAllowedUrl(value: string): boolean {
+  const url = new URL(value);
+  if (url.protocol === "https:") return true;
+  return url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+}

@@ -1,0 +1,66 @@
+import type { Handler } from "hono";
+import { GateError } from "../errors/errors";
+import type { PortcullisVariables } from "../middleware";
+
+/**
+ * Sending the authorized request on. The target is built from the canonical path the gate matched, never
+ * re-derived from the client's URL; the body is streamed, never buffered.
+ */
+
+/** RFC 9110 7.6.1 connection-specific headers, plus any the client listed in `Connection`. */
+const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"];
+
+export function removeHopByHop(headers: Headers): void {
+  const listed = (headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase());
+  for (const name of [...HOP_BY_HOP, ...listed]) if (name && name !== "upgrade") headers.delete(name);
+}
+
+/**
+ * The origin URL: `origin` (scheme, host, port of ORIGIN_URL) or the request's own origin (route mode),
+ * with the canonical path and the client's query.
+ */
+export function originUrl(requestUrl: URL, canonicalPath: string, search: string, origin: URL | undefined): URL {
+  const target = new URL(origin ? origin.origin : requestUrl.origin);
+  target.pathname = canonicalPath;
+  target.search = search;
+  return target;
+}
+
+/** Fetches from the origin; unreachable -> 502, no response headers within `timeoutMs` -> 504. */
+export async function fetchOrigin(request: Request, timeoutMs: number, fetcher: typeof fetch = fetch): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    return await fetcher(request, { signal: controller.signal, redirect: "manual" });
+  } catch {
+    throw controller.signal.aborted
+      ? new GateError("gateway_timeout", "origin_timeout")
+      : new GateError("bad_gateway", "origin_unreachable");
+  } finally {
+    // Only the wait for response headers is bounded; a long streamed body is not cut off.
+    clearTimeout(timer);
+  }
+}
+
+export interface ForwardOptions {
+  /** ORIGIN_URL; undefined = route mode (the request continues to its own host). */
+  origin: URL | undefined;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+/**
+ * The Hono handler after the gate: sends `c.req.raw` (already cleaned by the gate) to the canonical URL.
+ * Without a gate decision it refuses, so mounting it alone can never open a route.
+ */
+export function forwardToOrigin(options: ForwardOptions): Handler<{ Variables: PortcullisVariables }> {
+  return async (c) => {
+    const decision = c.get("portcullis");
+    if (!decision) throw new GateError("server_error", "forward_without_gate");
+    const request = c.req.raw;
+    const target = originUrl(new URL(request.url), decision.path, decision.search, options.origin);
+    const headers = new Headers(request.headers);
+    removeHopByHop(headers);
+    return fetchOrigin(new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" }), options.timeoutMs, options.fetch);
+  };
+}

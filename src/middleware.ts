@@ -1,0 +1,202 @@
+import type { MiddlewareHandler } from "hono";
+import type { JWTPayload } from "jose";
+import { formatIssues, parseConfig } from "./config/load";
+import type { ResolvedConfig } from "./config/schema";
+import { errorResponse, type ChallengeOptions } from "./errors/challenge";
+import { GateError } from "./errors/errors";
+import { metadataDocument, metadataUrl } from "./errors/metadata";
+import { extractBearer } from "./extract/bearer";
+import { claimAt, encodeHeaderValue, stripControlledHeaders } from "./forward/headers";
+import { consoleLog, safeKid, type LogFn } from "./log";
+import { canonicalPath } from "./policy/path";
+import { compileRoutes, matchRoute, type CompiledRoute } from "./policy/routes";
+import { grantedScopes, requireScopes } from "./policy/scopes";
+import { JwtVerifier } from "./validate/jwt";
+
+/** What the gate decided, for the handlers after it (`c.get("portcullis")`). */
+export interface GateDecision {
+  /** The canonical path that was matched; the only path that may be forwarded. */
+  path: string;
+  /** The client's query string, minus `access_token` when the token came from it. */
+  search: string;
+  /** The matched rule's name. */
+  rule: string;
+  /** Present when a token was verified (absent for anonymous requests to public routes). */
+  identity?: Identity;
+}
+
+export interface Identity {
+  issuer: string;
+  subject: string | undefined;
+  clientId: string | undefined;
+  scopes: ReadonlySet<string>;
+  /** Verified claims. Treat as data: never log them. */
+  claims: JWTPayload;
+}
+
+export type PortcullisVariables = { portcullis: GateDecision };
+
+export interface PortcullisOptions {
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: () => number;
+  /** Used for JWKS requests; defaults to the global `fetch`. */
+  fetch?: typeof fetch;
+  log?: LogFn;
+}
+
+type Env = Record<string, unknown> | undefined;
+
+/**
+ * The gate as a Hono middleware. Requests that pass continue to the next handler with a cleaned request
+ * (`c.req.raw`: client identity headers stripped, verified ones set) and `c.get("portcullis")`; every other
+ * request is answered here. An invalid configuration answers 500 to everything: never open.
+ */
+export function portcullis(
+  rawConfig: unknown,
+  options: PortcullisOptions = {},
+): MiddlewareHandler<{ Variables: PortcullisVariables }> {
+  const log = options.log ?? consoleLog;
+  const parsed = parseConfig(rawConfig);
+  if (!parsed.ok) {
+    const fields = formatIssues(parsed.issues);
+    return async (c) => {
+      log({ event: "config_invalid", outcome: "error", status: 500, issues: fields });
+      return errorResponse({ realm: "api" }, new GateError("server_error", "config_invalid"));
+    };
+  }
+  return gate(parsed.config, options);
+}
+
+/** The gate for an already validated configuration. */
+export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): MiddlewareHandler<{ Variables: PortcullisVariables }> {
+  const log = options.log ?? consoleLog;
+  const routes = compileRoutes(config.routes);
+  const verifier = new JwtVerifier(config.issuers);
+  const now = options.now ?? Date.now;
+  // Bound to the global: workerd refuses `fetch` called as a method of another object.
+  const jwksFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
+  const challenge: ChallengeOptions = {
+    realm: config.realm,
+    resourceMetadata: config.resource_metadata && metadataUrl(config.resource_metadata.resource).href,
+  };
+  const metadataPath = config.resource_metadata && metadataUrl(config.resource_metadata.resource).pathname;
+  const prefix = config.forward.header_prefix;
+
+  return async (c, next) => {
+    const started = now();
+    const request = c.req.raw;
+    const url = new URL(request.url);
+    const env = c.env as Env;
+    const entry: Record<string, unknown> = { method: request.method };
+    let route: CompiledRoute | undefined;
+    try {
+      if (metadataPath && url.pathname === metadataPath && (request.method === "GET" || request.method === "HEAD")) {
+        log({ event: "decision", outcome: "metadata", status: 200, ...entry });
+        return Response.json(metadataDocument(config.resource_metadata!, config.token.allow_query), {
+          headers: { "cache-control": "public, max-age=3600" },
+        });
+      }
+      const path = canonicalPath(url.pathname);
+      entry.path = path;
+      const bearer = extractBearer(request, { maxLength: config.token.max_length, allowQuery: config.token.allow_query });
+      route = matchRoute(routes, request.method, path);
+      if (!route) throw new GateError("access_denied", "no_matching_rule");
+      entry.rule = route.name;
+
+      let identity: Identity | undefined;
+      if (bearer) {
+        const verified = await verifier.verify(bearer.token, {
+          now,
+          fetch: jwksFetch,
+          kv: kvBinding(env, config.kv_binding),
+          waitUntil: waitUntil(c),
+          log,
+          secret: (name) => (typeof env?.[name] === "string" ? (env[name] as string) : undefined),
+        });
+        entry.issuer = verified.issuer;
+        entry.kid = safeKid(verified.kid);
+        identity = toIdentity(verified.issuer, verified.claims);
+      } else if (!route.rule.public) {
+        log({ event: "decision", outcome: "deny", status: 401, reason: "token_missing", ...entry, ms: now() - started });
+        return errorResponse(challenge);
+      }
+      if (!route.rule.public) requireScopes(identity!.scopes, route.rule.scopes);
+
+      const search = bearer?.source === "query" && config.forward.authorization === "strip" ? withoutToken(url) : url.search;
+      c.req.raw = forwardedRequest(request, route.rule.public ? undefined : identity, config, log);
+      c.set("portcullis", { path, search, rule: route.name, ...(identity ? { identity } : {}) });
+      log({
+        event: "decision",
+        outcome: identity ? "allow" : "allow_anonymous",
+        ...entry,
+        ms: now() - started,
+      });
+    } catch (error) {
+      if (!(error instanceof GateError)) {
+        // Unexpected failures are refused too: a bug must never open the gate.
+        log({ event: "decision", outcome: "error", status: 500, reason: "internal_error", ...entry });
+        return errorResponse(challenge, new GateError("server_error", "internal_error"));
+      }
+      log({ event: "decision", outcome: "deny", status: error.status, reason: error.reason, ...entry, ms: now() - started });
+      return errorResponse(challenge, error);
+    }
+    await next();
+  };
+}
+
+function toIdentity(issuer: string, claims: JWTPayload): Identity {
+  const clientId = typeof claims.client_id === "string" ? claims.client_id : typeof claims.azp === "string" ? claims.azp : undefined;
+  return {
+    issuer,
+    subject: typeof claims.sub === "string" ? claims.sub : undefined,
+    clientId,
+    scopes: grantedScopes(claims),
+    claims,
+  };
+}
+
+/** The request as the next handler sees it: identity namespace cleared, verified claims set. */
+function forwardedRequest(request: Request, identity: Identity | undefined, config: ResolvedConfig, log: LogFn): Request {
+  const headers = new Headers(request.headers);
+  const { header_prefix: prefix, max_header_bytes: max, claim_headers, authorization } = config.forward;
+  stripControlledHeaders(headers, prefix);
+  if (authorization === "strip") headers.delete("authorization");
+  if (identity) {
+    const values: [string, unknown][] = [
+      [`${prefix}sub`, identity.subject],
+      [`${prefix}client-id`, identity.clientId],
+      [`${prefix}scope`, [...identity.scopes].join(" ") || undefined],
+      [`${prefix}issuer`, identity.issuer],
+      ...Object.entries(claim_headers).map(([name, path]): [string, unknown] => [name, claimAt(identity.claims, path)]),
+    ];
+    for (const [name, value] of values) {
+      if (value === undefined) continue;
+      const encoded = encodeHeaderValue(value, max);
+      if (encoded === undefined) log({ event: "claim_header_dropped", header: name, reason: "unencodable_or_too_long" });
+      else headers.set(name, encoded);
+    }
+  }
+  return new Request(request, { headers });
+}
+
+function withoutToken(url: URL): string {
+  const params = new URLSearchParams(url.search);
+  params.delete("access_token");
+  const search = params.toString();
+  return search ? `?${search}` : "";
+}
+
+function kvBinding(env: Env, name: string): KVNamespace | undefined {
+  const binding = env?.[name] as KVNamespace | undefined;
+  return binding && typeof binding.get === "function" ? binding : undefined;
+}
+
+function waitUntil(c: { executionCtx: { waitUntil(promise: Promise<unknown>): void } }): (promise: Promise<unknown>) => void {
+  try {
+    const ctx = c.executionCtx;
+    return (promise) => ctx.waitUntil(promise);
+  } catch {
+    // Outside a Worker (no execution context) the write simply runs detached.
+    return (promise) => void promise.catch(() => {});
+  }
+}

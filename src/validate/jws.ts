@@ -1,0 +1,41 @@
+import { decodeJwt, decodeProtectedHeader, type JWTPayload, type ProtectedHeaderParameters } from "jose";
+import { invalidToken } from "../errors/errors";
+
+/**
+ * Compact JWS structure checks, run before any key lookup or signature work. jose's base64url decoder is
+ * forgiving (it skips whitespace and ignores non-canonical trailing bits), so each segment is checked here
+ * against RFC 7515's strict alphabet first; decoding itself is left to jose.
+ */
+
+export interface UnverifiedJws {
+  header: ProtectedHeaderParameters;
+  /** Unverified: used only to choose the issuer whose keys must then verify the token. */
+  claims: JWTPayload;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** True when `segment` is the one canonical unpadded base64url encoding of some byte string. */
+export function isCanonicalBase64url(segment: string): boolean {
+  if (!BASE64URL.test(segment)) return false;
+  const remainder = segment.length % 4;
+  if (remainder === 1) return false;
+  if (remainder === 0) return true;
+  // The last character carries 4 (remainder 2) or 2 (remainder 3) padding bits, which must be zero.
+  const bits = ALPHABET.indexOf(segment[segment.length - 1]!);
+  return (bits & (remainder === 2 ? 0x0f : 0x03)) === 0;
+}
+
+export function parseCompactJws(token: string): UnverifiedJws {
+  const segments = token.split(".");
+  // Five parts is a JWE: never decrypted here (jose CVE-2022-36083 class of work-before-auth).
+  if (segments.length === 5) throw invalidToken("jwe_not_accepted");
+  if (segments.length !== 3) throw invalidToken("malformed_token");
+  if (!segments.every(isCanonicalBase64url)) throw invalidToken("malformed_token");
+  try {
+    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+  } catch {
+    throw invalidToken("malformed_token");
+  }
+}

@@ -1,0 +1,150 @@
+import { errors, jwtVerify, type JWTPayload } from "jose";
+import type { Algorithm, IssuerConfig } from "../config/schema";
+import { GateError, invalidToken } from "../errors/errors";
+import { ImportedKeys, keyFitsAlgorithm, type KeyRecord } from "./keys";
+import { KeySetCache, type KeySetDeps } from "./jwks";
+import { parseCompactJws } from "./jws";
+
+/**
+ * RFC 9068 JWT access token validation. Order matters: structure, then issuer (chosen by the exact `iss`
+ * among configured issuers), then the header against that issuer's policy, then that issuer's key, then
+ * signature and claims through jose. Every refusal is a typed 401 with a reason code for the log.
+ */
+
+export interface VerifiedToken {
+  issuer: string;
+  claims: JWTPayload;
+  kid: string | undefined;
+  alg: Algorithm;
+}
+
+export interface VerifyDeps extends KeySetDeps {
+  /** Worker secrets, for `hmac_secret`. */
+  secret: (name: string) => string | undefined;
+}
+
+/** RFC 7518 3.2: an HMAC key must be at least as long as the hash output. */
+const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
+
+interface IssuerState {
+  config: IssuerConfig;
+  keySet: KeySetCache;
+  types: ReadonlySet<string>;
+}
+
+/** `at+jwt`, `AT+JWT` and `application/at+jwt` are the same media type (RFC 7515 4.1.9). */
+const normalizeType = (typ: string) => typ.toLowerCase().replace(/^application\//, "");
+
+export class JwtVerifier {
+  readonly #issuers = new Map<string, IssuerState>();
+  readonly #imported = new ImportedKeys();
+
+  constructor(issuers: readonly IssuerConfig[]) {
+    for (const config of issuers) {
+      this.#issuers.set(config.issuer, {
+        config,
+        keySet: new KeySetCache(config),
+        types: new Set(config.types.map(normalizeType)),
+      });
+    }
+  }
+
+  async verify(token: string, deps: VerifyDeps): Promise<VerifiedToken> {
+    const { header, claims } = parseCompactJws(token);
+    if (typeof claims.iss !== "string") throw invalidToken("issuer_missing");
+    const issuer = this.#issuers.get(claims.iss);
+    if (!issuer) throw invalidToken("issuer_unknown");
+    const { config } = issuer;
+
+    const alg = header.alg as Algorithm;
+    if (typeof header.alg !== "string" || !config.algorithms.includes(alg)) throw invalidToken("alg_not_allowed");
+    // We implement no header extensions, so any `crit` names one we do not understand (RFC 7515 4.1.11).
+    if (header.crit !== undefined) throw invalidToken("crit_unsupported");
+    if ("b64" in header) throw invalidToken("b64_unsupported");
+    if (typeof header.typ !== "string" || !issuer.types.has(normalizeType(header.typ))) {
+      throw invalidToken("typ_not_allowed");
+    }
+    const kid = header.kid;
+    if (kid !== undefined && (typeof kid !== "string" || kid.length > 256)) throw invalidToken("kid_invalid");
+
+    const key = alg.startsWith("HS") ? this.#hmacKey(config, alg, deps) : await this.#publicKey(issuer, alg, kid, deps);
+
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        issuer: config.issuer,
+        audience: config.audiences,
+        algorithms: [alg],
+        clockTolerance: config.clock_tolerance,
+        requiredClaims: ["exp", "aud"],
+        currentDate: new Date(deps.now()),
+      }));
+    } catch (error) {
+      throw invalidToken(joseReason(error));
+    }
+    checkExtraClaims(payload, config, deps.now());
+    return { issuer: config.issuer, claims: payload, kid, alg };
+  }
+
+  #hmacKey(config: IssuerConfig, alg: Algorithm, deps: VerifyDeps): Uint8Array {
+    const secret = config.hmac_secret ? deps.secret(config.hmac_secret) : undefined;
+    const bytes = new TextEncoder().encode(secret ?? "");
+    // A missing or short secret is an operator error: refuse rather than verify against a weak key.
+    if (bytes.length < (HMAC_MIN_BYTES[alg] ?? 64)) {
+      throw new GateError("server_error", "hmac_secret_unusable");
+    }
+    return bytes;
+  }
+
+  async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, deps: VerifyDeps): Promise<CryptoKey> {
+    let keys = await issuer.keySet.keys(deps);
+    let record = selectKey(keys, alg, kid);
+    if (!record && kid !== undefined && !keys.some((key) => key.kid === kid)) {
+      keys = await issuer.keySet.keysAfterMiss(deps, kid);
+      record = selectKey(keys, alg, kid);
+    }
+    if (!record) {
+      if (kid === undefined) throw invalidToken("no_single_key");
+      throw invalidToken(keys.some((key) => key.kid === kid) ? "key_alg_mismatch" : "kid_unknown");
+    }
+    try {
+      return await this.#imported.get(issuer.config.issuer, record, alg);
+    } catch {
+      throw invalidToken("key_unusable");
+    }
+  }
+}
+
+/**
+ * With a `kid`: the key with that id, if it fits `alg`. Without: the one key that fits `alg`, or none
+ * when several do (guessing would let a token pick among keys).
+ */
+export function selectKey(keys: readonly KeyRecord[], alg: Algorithm, kid: string | undefined): KeyRecord | undefined {
+  const fitting = keys.filter((key) => (kid === undefined || key.kid === kid) && keyFitsAlgorithm(key.jwk, alg));
+  return fitting.length === 1 ? fitting[0] : undefined;
+}
+
+/** Checks jose leaves to the caller. */
+function checkExtraClaims(payload: JWTPayload, config: IssuerConfig, now: number): void {
+  if (typeof payload.iat === "number" && payload.iat > now / 1000 + config.clock_tolerance) {
+    throw invalidToken("iat_in_future");
+  }
+  const cnf = payload.cnf as Record<string, unknown> | undefined;
+  // A sender-constrained token (DPoP RFC 9449, mTLS RFC 8705) presented as a plain Bearer token is refused.
+  if (cnf !== undefined && (typeof cnf !== "object" || cnf === null || "jkt" in cnf || "x5t#S256" in cnf)) {
+    throw invalidToken("token_sender_constrained");
+  }
+}
+
+function joseReason(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return "token_expired";
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.claim === "nbf") return "token_not_yet_valid";
+    if (error.claim === "aud") return "audience_mismatch";
+    if (error.claim === "iss") return "issuer_mismatch";
+    return `claim_invalid_${error.claim.replace(/[^a-z_]/gi, "")}`.slice(0, 40);
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) return "signature_invalid";
+  if (error instanceof errors.JOSEAlgNotAllowed) return "alg_not_allowed";
+  return "token_invalid";
+}

@@ -1,0 +1,167 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { Hono } from "hono";
+import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from "jose";
+import { inject } from "vitest";
+import { forwardToOrigin } from "../src/forward/origin";
+import { portcullis, type PortcullisOptions, type PortcullisVariables } from "../src/middleware";
+import type { PortcullisConfig } from "../src/config/schema";
+
+/** Test-side helpers, run inside workerd. Fixture servers live on loopback (see test/setup/fixtures.ts). */
+
+export const ISSUER = "https://issuer.test/";
+export const AUDIENCE = "https://api.test";
+
+export interface OriginRecord {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  bodyBytes: number;
+}
+
+/** A private fixture namespace: its own JWKS endpoint, fetch counter and origin log. */
+export class Fixture {
+  readonly ns = crypto.randomUUID();
+  readonly issuerBase = `${inject("issuerUrl")}/${this.ns}`;
+  readonly jwksUri = `${this.issuerBase}/jwks`;
+
+  async serveJwks(jwks: unknown, extra: { status?: number; body?: string; headers?: Record<string, string>; delayMs?: number } = {}) {
+    const response = await fetch(`${this.issuerBase}/jwks/_set`, { method: "POST", body: JSON.stringify({ jwks, ...extra }) });
+    await response.arrayBuffer();
+  }
+
+  async slowOrigin(delayMs: number) {
+    await (await fetch(`${this.issuerBase}/origin/_set`, { method: "POST", body: JSON.stringify({ delayMs }) })).arrayBuffer();
+  }
+
+  async stats(): Promise<{ jwksFetches: number; originRequests: OriginRecord[] }> {
+    return (await fetch(`${this.issuerBase}/_stats`)).json();
+  }
+
+  async originRequests(): Promise<OriginRecord[]> {
+    return (await this.stats()).originRequests;
+  }
+
+  /** Headers every test request carries so the echo origin files what it receives under this namespace. */
+  get tag(): Record<string, string> {
+    return { "x-test-ns": this.ns };
+  }
+}
+
+export type AlgName = "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "ES512" | "EdDSA";
+
+export interface TestKey {
+  alg: AlgName;
+  kid: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+export async function makeKey(alg: AlgName = "ES256", kid = `k-${crypto.randomUUID().slice(0, 8)}`, opts: { modulusLength?: number } = {}): Promise<TestKey> {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, ...(opts.modulusLength ? { modulusLength: opts.modulusLength } : {}) });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
+  return { alg, kid, privateKey, publicJwk };
+}
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** A valid RFC 9068 access token unless overridden. */
+export async function mint(
+  key: TestKey,
+  claims: JWTPayload = {},
+  header: Record<string, unknown> = {},
+): Promise<string> {
+  const now = nowSeconds();
+  return new SignJWT({
+    iss: ISSUER,
+    aud: AUDIENCE,
+    sub: "user-123",
+    client_id: "client-abc",
+    iat: now,
+    exp: now + 300,
+    jti: crypto.randomUUID(),
+    scope: "items:read",
+    ...claims,
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "at+jwt", ...header })
+    .sign(key.privateKey);
+}
+
+export function baseConfig(fixture: Fixture, overrides: Partial<PortcullisConfig> = {}): PortcullisConfig {
+  return {
+    realm: "test-api",
+    issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: fixture.jwksUri, algorithms: ["RS256", "ES256", "PS256", "EdDSA"] }],
+    routes: [
+      { path: "/public/**", public: true },
+      { path: "/items/**", methods: ["GET"], scopes: ["items:read"] },
+      { path: "/items/**", methods: ["POST", "DELETE"], scopes: ["items:write"] },
+      { path: "/admin/**", scopes: ["admin"] },
+    ],
+    ...overrides,
+  };
+}
+
+export interface Gate {
+  fixture: Fixture;
+  logs: Record<string, unknown>[];
+  /** Sends a request through portcullis + forwarder; the origin echoes what it got. */
+  request: (path: string, init?: RequestInit) => Promise<Response>;
+}
+
+/** A Hono app exactly as the Worker entry builds it, but with test-chosen config and clock. */
+export function makeGate(
+  fixture: Fixture,
+  config: unknown,
+  options: PortcullisOptions & { origin?: string; originTimeoutMs?: number } = {},
+): Gate {
+  const logs: Record<string, unknown>[] = [];
+  const app = new Hono<{ Variables: PortcullisVariables }>();
+  app.use("*", portcullis(config, { log: (entry) => logs.push(entry), ...options }));
+  app.all("*", forwardToOrigin({ origin: new URL(options.origin ?? inject("originUrl")), timeoutMs: options.originTimeoutMs ?? 5_000 }));
+  app.onError(() => Response.json({ error: "server_error" }, { status: 500 }));
+  return {
+    fixture,
+    logs,
+    request: async (path, init = {}) => {
+      const headers = new Headers(init.headers);
+      for (const [name, value] of Object.entries(fixture.tag)) headers.set(name, value);
+      const ctx = createExecutionContext();
+      const response = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), env, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    },
+  };
+}
+
+/** A fixture serving one fresh key, and a gate in front of the echo origin. */
+export async function setup(config?: (fixture: Fixture) => unknown, alg: AlgName = "ES256") {
+  const fixture = new Fixture();
+  const key = await makeKey(alg);
+  await fixture.serveJwks({ keys: [key.publicJwk] });
+  const gate = makeGate(fixture, config ? config(fixture) : baseConfig(fixture));
+  return { fixture, key, gate };
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** Asserts a rejection: status, RFC 6750 error code, and that nothing reached the origin. */
+export async function expectRejected(
+  gate: Gate,
+  response: Response,
+  status: number,
+  error?: string,
+): Promise<{ challenge: string | null; body: Record<string, unknown> }> {
+  const body = (await response.json()) as Record<string, unknown>;
+  const challenge = response.headers.get("www-authenticate");
+  const problems: string[] = [];
+  if (response.status !== status) problems.push(`status ${response.status} (expected ${status})`);
+  if (error !== undefined && !challenge?.includes(`error="${error}"`) && body.error !== error) problems.push(`error ${String(body.error)} (expected ${error})`);
+  const reached = await gate.fixture.originRequests();
+  if (reached.length) problems.push(`${reached.length} request(s) reached the origin`);
+  if (problems.length) throw new Error(`rejection check failed: ${problems.join("; ")}; body ${JSON.stringify(body)}`);
+  return { challenge, body };
+}
+
+export async function originSaw(response: Response): Promise<OriginRecord> {
+  if (response.status !== 200) throw new Error(`expected 200 from the origin, got ${response.status}: ${await response.text()}`);
+  return (await response.json()) as OriginRecord;
+}

@@ -1,0 +1,118 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+
+/**
+ * Loopback fixtures for the tests, run in Node by vitest's globalSetup (workerd cannot listen):
+ * - an issuer server: `/<ns>/jwks` serves whatever the test configured with `POST /<ns>/jwks/_set`,
+ *   counts fetches (`GET /<ns>/_stats`), and can answer slowly, with any status, body or redirect;
+ * - an origin server: echoes what it received as JSON and records it under the `x-test-ns` header.
+ * State is per namespace, so test files running in parallel never see each other.
+ */
+
+interface JwksBehaviour {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+  delayMs: number;
+}
+
+interface Namespace {
+  jwks: JwksBehaviour;
+  jwksFetches: number;
+  originRequests: OriginRecord[];
+  originDelayMs: number;
+}
+
+export interface OriginRecord {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  bodyBytes: number;
+}
+
+const namespaces = new Map<string, Namespace>();
+
+function space(ns: string): Namespace {
+  let state = namespaces.get(ns);
+  if (!state) {
+    state = {
+      jwks: { status: 404, body: "", headers: {}, delayMs: 0 },
+      jwksFetches: 0,
+      originRequests: [],
+      originDelayMs: 0,
+    };
+    namespaces.set(ns, state);
+  }
+  return state;
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const json = (res: ServerResponse, status: number, value: unknown) => {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(value));
+};
+
+async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
+  const [, ns = "", ...rest] = (req.url ?? "/").split("?")[0]!.split("/");
+  const action = rest.join("/");
+  const state = space(ns);
+  if (action === "jwks/_set" && req.method === "POST") {
+    const update = JSON.parse((await readBody(req)).toString()) as Partial<JwksBehaviour> & { jwks?: unknown };
+    state.jwks = {
+      status: update.status ?? 200,
+      body: update.body ?? JSON.stringify(update.jwks ?? { keys: [] }),
+      headers: update.headers ?? { "content-type": "application/json" },
+      delayMs: update.delayMs ?? 0,
+    };
+    return json(res, 200, { ok: true });
+  }
+  if (action === "origin/_set" && req.method === "POST") {
+    const update = JSON.parse((await readBody(req)).toString()) as { delayMs?: number };
+    state.originDelayMs = update.delayMs ?? 0;
+    return json(res, 200, { ok: true });
+  }
+  if (action === "_stats") {
+    return json(res, 200, { jwksFetches: state.jwksFetches, originRequests: state.originRequests });
+  }
+  if (action === "jwks") {
+    state.jwksFetches++;
+    const { status, body, headers, delayMs } = state.jwks;
+    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    res.writeHead(status, headers);
+    return res.end(body);
+  }
+  json(res, 404, { error: "no such fixture" });
+}
+
+async function originHandler(req: IncomingMessage, res: ServerResponse) {
+  const ns = String(req.headers["x-test-ns"] ?? "");
+  const state = space(ns);
+  const body = await readBody(req);
+  const record: OriginRecord = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, bodyBytes: body.length };
+  state.originRequests.push(record);
+  if (state.originDelayMs) await new Promise((resolve) => setTimeout(resolve, state.originDelayMs));
+  json(res, 200, { origin: "echo", ...record });
+}
+
+const guard =
+  (handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) => (req: IncomingMessage, res: ServerResponse) =>
+    handler(req, res).catch(() => json(res, 500, { error: "fixture failure" }));
+
+export async function listen(handler: "issuer" | "origin"): Promise<{ server: Server; url: string }> {
+  const server = createServer(guard(handler === "issuer" ? issuerHandler : originHandler));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("no address");
+  return { server, url: `http://127.0.0.1:${address.port}` };
+}
+
+/** A port that was just free: connecting to it fails fast (origin down). */
+export async function closedPortUrl(): Promise<string> {
+  const { server, url } = await listen("origin");
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return url;
+}
