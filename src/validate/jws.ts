@@ -1,4 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, type JWTPayload, type ProtectedHeaderParameters } from "jose";
+import type { Algorithm } from "../config/schema";
 import { invalidToken } from "../errors/errors";
 
 /**
@@ -11,6 +12,16 @@ export interface UnverifiedJws {
   header: ProtectedHeaderParameters;
   /** Unverified: used only to choose the issuer whose keys must then verify the token. */
   claims: JWTPayload;
+}
+
+/** Structure and header only, for payloads that are not JWT claims sets (JOSE test vectors). */
+export function parseCompactHeader(token: string): ProtectedHeaderParameters {
+  checkStructure(token);
+  try {
+    return decodeProtectedHeader(token);
+  } catch {
+    throw invalidToken("malformed_token");
+  }
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
@@ -27,15 +38,34 @@ export function isCanonicalBase64url(segment: string): boolean {
   return (bits & (remainder === 2 ? 0x0f : 0x03)) === 0;
 }
 
-export function parseCompactJws(token: string): UnverifiedJws {
+function checkStructure(token: string): void {
   const segments = token.split(".");
   // Five parts is a JWE: never decrypted here (jose CVE-2022-36083 class of work-before-auth).
   if (segments.length === 5) throw invalidToken("jwe_not_accepted");
   if (segments.length !== 3) throw invalidToken("malformed_token");
   if (!segments.every(isCanonicalBase64url)) throw invalidToken("malformed_token");
+}
+
+export function parseCompactJws(token: string): UnverifiedJws {
+  checkStructure(token);
   try {
     return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
   } catch {
     throw invalidToken("malformed_token");
   }
+}
+
+/**
+ * Header rules shared by every JWS we verify. The algorithm must be on the caller's allow-list (never
+ * `none`, never chosen by the token alone); `crit` and `b64` name extensions we do not implement, so they
+ * are refused (RFC 7515 4.1.11, RFC 7797). `jwk`, `jku`, `x5u` and `x5c` are ignored: keys only ever come
+ * from the issuer's configuration.
+ */
+export function checkHeader(header: ProtectedHeaderParameters, algorithms: readonly Algorithm[]): Algorithm {
+  const alg = header.alg as Algorithm;
+  if (typeof header.alg !== "string" || !algorithms.includes(alg)) throw invalidToken("alg_not_allowed");
+  if (header.crit !== undefined) throw invalidToken("crit_unsupported");
+  if ("b64" in header) throw invalidToken("b64_unsupported");
+  if (header.kid !== undefined && (typeof header.kid !== "string" || header.kid.length > 256)) throw invalidToken("kid_invalid");
+  return alg;
 }

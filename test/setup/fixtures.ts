@@ -99,7 +99,7 @@ async function originHandler(req: IncomingMessage, res: ServerResponse) {
 }
 
 const guard =
-  (handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>) => (req: IncomingMessage, res: ServerResponse) =>
+  (handler: (req: IncomingMessage, res: ServerResponse) => Promise<unknown>) => (req: IncomingMessage, res: ServerResponse) =>
     handler(req, res).catch(() => json(res, 500, { error: "fixture failure" }));
 
 export async function listen(handler: "issuer" | "origin"): Promise<{ server: Server; url: string }> {
