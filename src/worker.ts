@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { formatIssues, parseConfig, type ConfigIssue } from "./config/load";
+import { parseOrigin } from "./config/origin";
 import { errorResponse } from "./errors/challenge";
 import { GateError } from "./errors/errors";
 import { forwardToOrigin } from "./forward/origin";
@@ -54,20 +55,4 @@ function buildApp(env: Env): App {
     return errorResponse({ realm: parsed.config.realm }, gateError);
   });
   return app;
-}
-
-/** ORIGIN_URL: an http(s) origin only; the path always comes from the canonical request path. */
-function parseOrigin(value: string | undefined): URL | undefined | Error {
-  if (value === undefined || value === "") return undefined;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return new Error("must be an absolute URL");
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return new Error("must be an http or https URL");
-  if (url.pathname !== "/" || url.search || url.hash || url.username || url.password) {
-    return new Error("must be an origin only (scheme, host, port): the path is always the request's canonical path");
-  }
-  return url;
 }

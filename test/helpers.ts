@@ -1,6 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { Hono } from "hono";
-import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from "jose";
+import { base64url, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from "jose";
 import { inject } from "vitest";
 import { forwardToOrigin } from "../src/forward/origin";
 import { portcullis, type PortcullisOptions, type PortcullisVariables } from "../src/middleware";
@@ -111,7 +111,7 @@ export interface Gate {
 export function makeGate(
   fixture: Fixture,
   config: unknown,
-  options: PortcullisOptions & { origin?: string; originTimeoutMs?: number } = {},
+  options: PortcullisOptions & { origin?: string; originTimeoutMs?: number; env?: Record<string, unknown> } = {},
 ): Gate {
   const logs: Record<string, unknown>[] = [];
   const app = new Hono<{ Variables: PortcullisVariables }>();
@@ -125,7 +125,7 @@ export function makeGate(
       const headers = new Headers(init.headers);
       for (const [name, value] of Object.entries(fixture.tag)) headers.set(name, value);
       const ctx = createExecutionContext();
-      const response = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), env, ctx);
+      const response = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), { ...env, ...options.env }, ctx);
       await waitOnExecutionContext(ctx);
       return response;
     },
@@ -164,4 +164,21 @@ export async function expectRejected(
 export async function originSaw(response: Response): Promise<OriginRecord> {
   if (response.status !== 200) throw new Error(`expected 200 from the origin, got ${response.status}: ${await response.text()}`);
   return (await response.json()) as OriginRecord;
+}
+
+/**
+ * Signs an arbitrary protected header by hand (ES256 keys), for headers jose refuses to produce
+ * (unknown `crit`, `b64: false`). The signature is valid: only the header policy can refuse the token.
+ */
+export async function signRaw(key: TestKey, header: Record<string, unknown>, claims: Record<string, unknown>): Promise<string> {
+  const encode = (value: unknown) => base64url.encode(JSON.stringify(value));
+  const input = `${encode(header)}.${encode(claims)}`;
+  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.privateKey, new TextEncoder().encode(input));
+  return `${input}.${base64url.encode(new Uint8Array(signature))}`;
+}
+
+/** The same private key re-imported for another RSA algorithm (RS256 key -> PS256 signer). */
+export async function asAlgorithm(key: TestKey, alg: AlgName): Promise<TestKey> {
+  const privateJwk = await exportJWK(key.privateKey);
+  return { ...key, alg, privateKey: (await importJWK({ ...privateJwk, alg }, alg)) as CryptoKey };
 }
