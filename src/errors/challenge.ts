@@ -36,6 +36,11 @@ export function errorResponse(options: ChallengeOptions, error?: GateError): Res
     });
   }
   if (CHALLENGED.has(error.code)) headers.set("www-authenticate", bearerChallenge(options, error));
+  return jsonError(error, headers);
+}
+
+/** The JSON body and status for any GateError (challenge headers, if any, already in `headers`). */
+export function jsonError(error: GateError, headers = new Headers({ "content-type": "application/json", "cache-control": "no-store" })): Response {
   if (error.retryAfter !== undefined) headers.set("retry-after", String(Math.max(1, Math.ceil(error.retryAfter))));
   return new Response(JSON.stringify({ error: error.code, error_description: error.description }), {
     status: error.status,

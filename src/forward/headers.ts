@@ -6,14 +6,17 @@ import type { JWTPayload } from "jose";
  * such as nginx and Node servers may fold one into the other), before any verified value is set.
  */
 
-/** Headers that would let a client change the method the origin acts on after we checked another. */
-const METHOD_OVERRIDE = ["x-http-method-override", "x-http-method", "x-method-override"];
+/**
+ * Headers that let a client change, after our check, the method or path an origin framework acts on
+ * (method overrides; IIS/Symfony `X-Original-URL` and `X-Rewrite-URL`). Never forwarded.
+ */
+const REROUTING = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
 
 export function stripControlledHeaders(headers: Headers, prefix: string): void {
   const names = [...headers.keys()];
   for (const name of names) {
     const folded = name.toLowerCase().replace(/_/g, "-");
-    if (folded.startsWith(prefix) || METHOD_OVERRIDE.includes(folded)) headers.delete(name);
+    if (folded.startsWith(prefix) || REROUTING.includes(folded)) headers.delete(name);
   }
 }
 

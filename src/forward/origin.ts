@@ -1,5 +1,7 @@
 import type { Handler } from "hono";
+import { jsonError } from "../errors/challenge";
 import { GateError } from "../errors/errors";
+import { consoleLog, type LogFn } from "../log";
 import type { PortcullisVariables } from "../middleware";
 
 /**
@@ -47,6 +49,7 @@ export interface ForwardOptions {
   origin: URL | undefined;
   timeoutMs: number;
   fetch?: typeof fetch;
+  log?: LogFn;
 }
 
 /**
@@ -61,6 +64,12 @@ export function forwardToOrigin(options: ForwardOptions): Handler<{ Variables: P
     const target = originUrl(new URL(request.url), decision.path, decision.search, options.origin);
     const headers = new Headers(request.headers);
     removeHopByHop(headers);
-    return fetchOrigin(new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" }), options.timeoutMs, options.fetch);
+    try {
+      return await fetchOrigin(new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" }), options.timeoutMs, options.fetch);
+    } catch (error) {
+      if (!(error instanceof GateError)) throw error;
+      (options.log ?? consoleLog)({ event: "forward", outcome: "error", status: error.status, reason: error.reason, rule: decision.rule });
+      return jsonError(error);
+    }
   };
 }
