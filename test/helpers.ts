@@ -1,6 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { Hono } from "hono";
-import { base64url, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTPayload } from "jose";
+import { base64url, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from "jose";
 import { inject } from "vitest";
 import { forwardToOrigin } from "../src/forward/origin";
 import { portcullis, type PortcullisOptions, type PortcullisVariables } from "../src/middleware";
@@ -67,7 +67,7 @@ export const nowSeconds = () => Math.floor(Date.now() / 1000);
 /** A valid RFC 9068 access token unless overridden. */
 export async function mint(
   key: TestKey,
-  claims: JWTPayload = {},
+  claims: Record<string, unknown> = {},
   header: Record<string, unknown> = {},
 ): Promise<string> {
   const now = nowSeconds();

@@ -42,6 +42,8 @@ const KV_MIN_TTL = 60;
 export class KeySetCache {
   #current: KeySet | undefined;
   #lastAttempt = -Infinity;
+  /** Set while some request of this isolate is fetching; others wait for its result instead of fetching. */
+  #fetching = false;
   #kvName: string | undefined;
 
   constructor(private readonly issuer: IssuerConfig) {}
@@ -73,14 +75,19 @@ export class KeySetCache {
   }
 
   async #refresh(deps: KeySetDeps, cause: string): Promise<KeyRecord[]> {
-    const now = deps.now();
     const cooldownMs = this.issuer.jwks.refetch_cooldown * 1000;
+    if (this.#fetching) {
+      await this.#awaitOtherFetch();
+      return this.#usable(deps.now(), cooldownMs);
+    }
+    const now = deps.now();
     const wait = this.#lastAttempt + cooldownMs - now;
     if (wait > 0) {
       deps.log({ event: "jwks_cooldown_skip", issuer: this.issuer.issuer, reason: cause });
       return this.#usable(now, wait);
     }
     this.#lastAttempt = now;
+    this.#fetching = true;
     try {
       const fetched = await this.#fetch(deps);
       this.#current = fetched;
@@ -91,6 +98,19 @@ export class KeySetCache {
       const reason = error instanceof KeySetError ? error.reason : "network_error";
       deps.log({ event: "jwks_fetch_failed", issuer: this.issuer.issuer, reason });
       return this.#usable(now, cooldownMs);
+    } finally {
+      this.#fetching = false;
+    }
+  }
+
+  /**
+   * Waits for another request's fetch by polling shared state, never by awaiting its promise (workerd
+   * forbids one request continuing on another's I/O). Bounded by the fetch timeout.
+   */
+  async #awaitOtherFetch(): Promise<void> {
+    const step = 5;
+    for (let waited = 0; this.#fetching && waited <= this.issuer.jwks.timeout_ms; waited += step) {
+      await new Promise((resolve) => setTimeout(resolve, step));
     }
   }
 

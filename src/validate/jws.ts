@@ -24,7 +24,8 @@ export function parseCompactHeader(token: string): ProtectedHeaderParameters {
   }
 }
 
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** Empty is the valid encoding of zero bytes; empty headers and signatures fail later checks. */
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /** True when `segment` is the one canonical unpadded base64url encoding of some byte string. */

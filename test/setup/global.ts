@@ -1,6 +1,7 @@
 import { exportJWK, generateKeyPair } from "jose";
 import type { TestProject } from "vitest/node";
 import { closedPortUrl, listen } from "./fixtures";
+import { loadJwsVectors } from "./vectors";
 
 /** Starts the loopback fixtures and hands their URLs (and the Worker-entry test key) to the tests. */
 export default async function setup(project: TestProject) {
@@ -17,6 +18,7 @@ export default async function setup(project: TestProject) {
   project.provide("originUrl", origin.url);
   project.provide("deadOriginUrl", deadOrigin);
   project.provide("selfPrivateJwk", JSON.stringify({ ...(await exportJWK(privateKey)), kid: "self-1", alg: "ES256" }));
+  project.provide("jwsVectors", await loadJwsVectors().then((vectors) => (vectors ? JSON.stringify(vectors) : null)));
 
   return async () => {
     await Promise.all([issuer, origin].map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
@@ -29,5 +31,7 @@ declare module "vitest" {
     originUrl: string;
     deadOriginUrl: string;
     selfPrivateJwk: string;
+    /** JSON of `JwsVectors` (test/setup/vectors.ts), or null when the shared vectors folder is absent. */
+    jwsVectors: string | null;
   }
 }
