@@ -100,6 +100,9 @@ export function baseConfig(fixture: Fixture, overrides: Partial<PortcullisConfig
   };
 }
 
+/** Which test request produced a response, so a rejection check can look for exactly that request. */
+const requestIds = new WeakMap<Response, string>();
+
 export interface Gate {
   fixture: Fixture;
   logs: Record<string, unknown>[];
@@ -124,9 +127,12 @@ export function makeGate(
     request: async (path, init = {}) => {
       const headers = new Headers(init.headers);
       for (const [name, value] of Object.entries(fixture.tag)) headers.set(name, value);
+      const id = crypto.randomUUID();
+      headers.set("x-test-request", id);
       const ctx = createExecutionContext();
       const response = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), { ...env, ...options.env }, ctx);
       await waitOnExecutionContext(ctx);
+      requestIds.set(response, id);
       return response;
     },
   };
@@ -155,8 +161,10 @@ export async function expectRejected(
   const problems: string[] = [];
   if (response.status !== status) problems.push(`status ${response.status} (expected ${status})`);
   if (error !== undefined && !challenge?.includes(`error="${error}"`) && body.error !== error) problems.push(`error ${String(body.error)} (expected ${error})`);
-  const reached = await gate.fixture.originRequests();
-  if (reached.length) problems.push(`${reached.length} request(s) reached the origin`);
+  const id = requestIds.get(response);
+  if (!id) problems.push("response did not come from gate.request");
+  const reached = (await gate.fixture.originRequests()).filter((record) => record.headers["x-test-request"] === id);
+  if (reached.length) problems.push("the request reached the origin");
   if (problems.length) throw new Error(`rejection check failed: ${problems.join("; ")}; body ${JSON.stringify(body)}`);
   return { challenge, body };
 }
@@ -167,13 +175,14 @@ export async function originSaw(response: Response): Promise<OriginRecord> {
 }
 
 /**
- * Signs an arbitrary protected header by hand (ES256 keys), for headers jose refuses to produce
- * (unknown `crit`, `b64: false`). The signature is valid: only the header policy can refuse the token.
+ * Signs an arbitrary protected header by hand (ES256 or RS256 keys), for what jose refuses to produce
+ * (unknown `crit`, `b64: false`, RSA keys under 2048 bits). The signature is valid: only the header policy can refuse the token.
  */
 export async function signRaw(key: TestKey, header: Record<string, unknown>, claims: Record<string, unknown>): Promise<string> {
   const encode = (value: unknown) => base64url.encode(JSON.stringify(value));
   const input = `${encode(header)}.${encode(claims)}`;
-  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.privateKey, new TextEncoder().encode(input));
+  const algorithm = key.alg === "RS256" ? { name: "RSASSA-PKCS1-v1_5" } : { name: "ECDSA", hash: "SHA-256" };
+  const signature = await crypto.subtle.sign(algorithm, key.privateKey, new TextEncoder().encode(input));
   return `${input}.${base64url.encode(new Uint8Array(signature))}`;
 }
 

@@ -1,5 +1,6 @@
 import { base64url, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import type { Algorithm } from "../config/schema";
+import { isCanonicalBase64url } from "./jws";
 
 /**
  * Key policy: which JWKS entries may verify which algorithm. The algorithm always comes from the issuer's
@@ -89,7 +90,23 @@ export function keyFitsAlgorithm(jwk: JWK, alg: Algorithm): boolean {
   return family(jwk.alg) === family(alg);
 }
 
+/** An algorithm the key's type admits, used only to prove at load time that the key imports at all. */
+function probeAlgorithm(jwk: JWK): Algorithm {
+  if (jwk.kty === "RSA") return "RS256";
+  if (jwk.kty === "OKP") return "EdDSA";
+  return jwk.crv === "P-384" ? "ES384" : jwk.crv === "P-521" ? "ES512" : "ES256";
+}
+
+/**
+ * A key set entry that passed `unusableReason`, checked once more by importing it (off-curve points,
+ * bad encodings and truncated moduli fail here, at load time, instead of replacing good keys).
+ */
 export async function toKeyRecord(jwk: JWK): Promise<KeyRecord> {
+  const members = jwk.kty === "RSA" ? [jwk.n, jwk.e] : jwk.kty === "EC" ? [jwk.x, jwk.y] : [jwk.x];
+  if (!members.every((member) => typeof member === "string" && member !== "" && isCanonicalBase64url(member))) {
+    throw new Error("malformed key member");
+  }
+  await importJWK(jwk, probeAlgorithm(jwk));
   return { jwk, kid: jwk.kid, thumbprint: await calculateJwkThumbprint(jwk, "sha256") };
 }
 

@@ -113,12 +113,16 @@ const MISSING =
   "shared JOSE vectors not found at $PORTCULLIS_VECTORS or <repo>/../shared/vectors (see the globalSetup warning for the exact path); " +
   "set PORTCULLIS_VECTORS to the vectors folder to run the conformance suite";
 
-describe.runIf(vectors === null)("JOSE conformance vectors: absent", () => {
-  it(MISSING, () => {
-    console.warn(`[conformance] ${MISSING}`);
-    expect(vectors).toBeNull();
+// With the vectors present this file runs every case below; without them it says so plainly here, and
+// the suite below is not registered (so a normal run leaves no skipped test behind).
+if (vectors === null) {
+  describe("JOSE conformance vectors: absent", () => {
+    it(MISSING, () => {
+      console.warn(`[conformance] ${MISSING}`);
+      expect(vectors).toBeNull();
+    });
   });
-});
+}
 
 type Outcome = { accepted: true; payload: Uint8Array } | { accepted: false; error: unknown };
 
@@ -178,7 +182,7 @@ function title(file: VectorFile, test: VectorCase): string {
   return `${file.file} tcId ${test.tcId}${source} ${test.comment} -> ${expectation(file, test)}${label}`;
 }
 
-describe.runIf(vectors !== null)("JOSE conformance vectors", () => {
+(vectors === null ? describe.skip : describe)("JOSE conformance vectors", () => {
   const files = vectors?.files ?? [];
 
   for (const file of files) {
