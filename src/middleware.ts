@@ -59,7 +59,7 @@ export function portcullis(
   const parsed = parseConfig(rawConfig);
   if (!parsed.ok) {
     const fields = formatIssues(parsed.issues);
-    return async (c) => {
+    return async () => {
       log({ event: "config_invalid", outcome: "error", status: 500, issues: fields });
       return errorResponse({ realm: "api" }, new GateError("server_error", "config_invalid"));
     };
@@ -80,7 +80,6 @@ export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): M
     resourceMetadata: config.resource_metadata && metadataUrl(config.resource_metadata.resource).href,
   };
   const metadataPath = config.resource_metadata && metadataUrl(config.resource_metadata.resource).pathname;
-  const prefix = config.forward.header_prefix;
 
   return async (c, next) => {
     const started = now();
