@@ -156,7 +156,8 @@ export async function expectRejected(
   status: number,
   error?: string,
 ): Promise<{ challenge: string | null; body: Record<string, unknown> }> {
-  const body = (await response.json()) as Record<string, unknown>;
+  const text = await response.text(); // empty for HEAD
+  const body = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
   const challenge = response.headers.get("www-authenticate");
   const problems: string[] = [];
   if (response.status !== status) problems.push(`status ${response.status} (expected ${status})`);

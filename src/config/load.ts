@@ -26,15 +26,23 @@ export function parseConfig(raw: unknown): ConfigResult {
   if (input === undefined || input === null) {
     return { ok: false, issues: [{ field: "(root)", message: "is missing" }] };
   }
-  const parsed = v.safeParse(ConfigSchema, input);
+  // One message per field: later checks in a pipe are skipped once an earlier one failed.
+  const parsed = v.safeParse(ConfigSchema, input, { abortPipeEarly: true });
   if (!parsed.success) {
     return {
       ok: false,
-      issues: parsed.issues.map((issue) => ({ field: v.getDotPath(issue) ?? "(root)", message: issue.message })),
+      issues: parsed.issues.map((issue) => ({ field: v.getDotPath(issue) ?? "(root)", message: plainMessage(issue) })),
     };
   }
   const issues = crossFieldIssues(parsed.output);
   return issues.length ? { ok: false, issues } : { ok: true, config: parsed.output };
+}
+
+/** Valibot's wording for the two commonest mistakes, said plainly. */
+function plainMessage(issue: v.BaseIssue<unknown>): string {
+  if (issue.expected === "never") return "is not a known field (check the spelling against the README)";
+  if (issue.received === "undefined" && issue.expected?.startsWith('"')) return "is required";
+  return issue.message;
 }
 
 /** Rules a field-by-field schema cannot express. */

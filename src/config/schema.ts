@@ -134,6 +134,7 @@ export type IssuerConfig = ResolvedConfig["issuers"][number];
 export type RouteConfig = ResolvedConfig["routes"][number];
 
 function isAllowedUrl(value: string): boolean {
+  if (!URL.canParse(value)) return false;
   const url = new URL(value);
   if (url.protocol === "https:") return true;
   return url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);

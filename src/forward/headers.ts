@@ -28,7 +28,7 @@ export function stripControlledHeaders(headers: Headers, prefix: string): void {
 export function encodeHeaderValue(value: unknown, maxBytes: number): string | undefined {
   let encoded: string | undefined;
   if (typeof value === "string" && /^[\x20-\x7e]*$/.test(value)) encoded = value;
-  else if (typeof value === "number" && Number.isFinite(value)) encoded = String(value);
+  else if (typeof value === "number") encoded = Number.isFinite(value) ? String(value) : undefined;
   else if (typeof value === "boolean") encoded = String(value);
   else if (value !== undefined && value !== null) {
     encoded = JSON.stringify(value)?.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);

@@ -71,19 +71,19 @@ function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
   return a.index - b.index;
 }
 
-/** HEAD is answered by GET handlers at the origin, so a GET rule covers HEAD unless a HEAD rule exists. */
+/**
+ * Origins answer HEAD with their GET handlers, so a GET rule covers HEAD; a rule listing HEAD itself
+ * takes precedence only by the usual specificity order.
+ */
 function methodMatches(route: CompiledRoute, method: string): boolean {
   if (route.methods === "any") return true;
-  return route.methods.has(method);
+  return route.methods.has(method) || (method === "HEAD" && route.methods.has("GET"));
 }
 
+/** The most specific rule for this method and canonical path, or undefined (the caller denies). */
 export function matchRoute(routes: readonly CompiledRoute[], method: string, path: string): CompiledRoute | undefined {
   const parts = path === "/" ? [""] : path.slice(1).split("/");
-  const byPath = routes.filter((route) => pathMatches(route.segments, parts));
-  return (
-    byPath.find((route) => methodMatches(route, method)) ??
-    (method === "HEAD" ? byPath.find((route) => route.methods !== "any" && route.methods.has("GET")) : undefined)
-  );
+  return routes.find((route) => methodMatches(route, method) && pathMatches(route.segments, parts));
 }
 
 function pathMatches(segments: readonly Segment[], parts: readonly string[]): boolean {

@@ -183,7 +183,7 @@ describe("B: keys and JWKS", () => {
 
   it("T-B8 weak RSA (1024-bit, e = 1), use: enc and key_ops without verify make a key unusable", async () => {
     const good = await makeKey("ES256", "good");
-    const small = await crypto.subtle.generateKey({ name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign", "verify"]);
+    const small = (await crypto.subtle.generateKey({ name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
     const smallJwk = { ...((await crypto.subtle.exportKey("jwk", small.publicKey)) as JsonWebKey), kid: "small", alg: "RS256" };
     const enc = await makeKey("ES256", "enc");
     const ops = await makeKey("ES256", "ops");

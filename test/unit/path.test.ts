@@ -1,0 +1,121 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { GateError } from "../../src/errors/errors";
+import { canonicalPath } from "../../src/policy/path";
+import { compileRoutes, matchRoute } from "../../src/policy/routes";
+
+const reason = (path: string) => {
+  try {
+    canonicalPath(path);
+    return "ok";
+  } catch (error) {
+    return error instanceof GateError ? error.reason : "crash";
+  }
+};
+
+describe("canonical path", () => {
+  it.each([
+    ["/a/b", "/a/b"],
+    ["/", "/"],
+    ["/a/", "/a/"],
+    ["/%61%62", "/ab"],
+    ["/a%7e%2D%5f%2e", "/a~-_."],
+    ["/a%3b", "/a%3B"],
+    ["/caf%c3%a9", "/caf%C3%A9"],
+  ])("%s -> %s", (input, output) => {
+    expect(canonicalPath(input)).toBe(output);
+  });
+
+  it.each([
+    ["/a%2fb", "path_ambiguous_escape"],
+    ["/a%5Cb", "path_ambiguous_escape"],
+    ["/a%00", "path_ambiguous_escape"],
+    ["/a%252f", "path_ambiguous_escape"],
+    ["/%2e%2e/a", "path_dot_segment"],
+    ["/a/%2E", "path_dot_segment"],
+    ["/a;b", "path_parameters"],
+    ["//a", "path_empty_segment"],
+    ["/a//b", "path_empty_segment"],
+    ["/a%zz", "path_bad_escape"],
+    ["/a%", "path_bad_escape"],
+    ["a", "path_not_absolute"],
+  ])("%s is refused (%s)", (input, expected) => {
+    expect(reason(input)).toBe(expected);
+  });
+
+  it("is idempotent and leaves nothing ambiguous, for arbitrary URL paths (property)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.webSegment(), fc.constantFrom("..", ".", "%2e", "%2F", "%5c", "%00", "%25", ";", "%41", "")), { maxLength: 8 }), (segments) => {
+        const pathname = new URL(`https://x/${segments.join("/")}`).pathname;
+        let canonical: string;
+        try {
+          canonical = canonicalPath(pathname);
+        } catch (error) {
+          expect(error).toBeInstanceOf(GateError);
+          expect((error as GateError).status).toBe(400);
+          return;
+        }
+        expect(canonicalPath(canonical)).toBe(canonical);
+        expect(canonical.split("/").slice(1, -1)).not.toContain("");
+        expect(canonical).not.toMatch(/%(2F|5C|00|25|2E)|;|\/\.\.?(\/|$)/i);
+        // URL parsing of the canonical path changes nothing: the origin sees the same path.
+        expect(new URL(`https://x${canonical}`).pathname).toBe(canonical);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("never forwards what it did not match: the matched route is the route of the forwarded path (property)", () => {
+    const routes = compileRoutes([
+      { path: "/public/**", methods: ["*"], public: true, scopes: [] },
+      { path: "/admin/**", methods: ["*"], public: false, scopes: ["admin"] },
+      { path: "/items/:id", methods: ["GET"], public: false, scopes: ["read"] },
+    ]);
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.webSegment(), fc.constantFrom("..", "public", "admin", "items", "%2e%2e", "%61dmin")), { minLength: 1, maxLength: 6 }), (segments) => {
+        const pathname = new URL(`https://x/${segments.join("/")}`).pathname;
+        let canonical: string;
+        try {
+          canonical = canonicalPath(pathname);
+        } catch {
+          return; // refused with 400: nothing forwarded
+        }
+        const matched = matchRoute(routes, "GET", canonical);
+        // What the origin receives, parsed the way an origin would, matches the same rule.
+        const originPath = new URL(`https://origin${canonical}`).pathname;
+        expect(matchRoute(routes, "GET", originPath)).toBe(matched);
+        if (matched?.rule.path === "/public/**") expect(originPath === "/public" || originPath.startsWith("/public/")).toBe(true);
+        if (matched?.rule.path !== "/admin/**") expect(/^\/admin(\/|$)/.test(originPath)).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe("route matching", () => {
+  const routes = compileRoutes([
+    { path: "/v1/**", methods: ["*"], public: false, scopes: ["any"] },
+    { path: "/v1/users/:id", methods: ["GET"], public: false, scopes: ["users:read"] },
+    { path: "/v1/users/me", methods: ["GET"], public: false, scopes: ["self"] },
+    { path: "/v1/users/*/posts", methods: ["GET", "POST"], public: false, scopes: ["posts"] },
+    { path: "/", methods: ["GET"], public: true, scopes: [] },
+  ]);
+  const scopes = (method: string, path: string) => matchRoute(routes, method, path)?.rule.scopes[0];
+
+  it("prefers literal over parameter over rest, then explicit methods", () => {
+    expect(scopes("GET", "/v1/users/me")).toBe("self");
+    expect(scopes("GET", "/v1/users/7")).toBe("users:read");
+    expect(scopes("DELETE", "/v1/users/7")).toBe("any");
+    expect(scopes("POST", "/v1/users/7/posts")).toBe("posts");
+    expect(scopes("GET", "/v1")).toBe("any");
+    expect(scopes("GET", "/v1/")).toBe("any");
+    expect(matchRoute(routes, "GET", "/")?.rule.public).toBe(true);
+  });
+
+  it("HEAD uses a GET rule; parameters never match empty segments; no match is undefined", () => {
+    expect(scopes("HEAD", "/v1/users/me")).toBe("self");
+    expect(scopes("GET", "/v1/users/")).toBe("any");
+    expect(matchRoute(routes, "GET", "/v2")).toBeUndefined();
+    expect(matchRoute(routes, "POST", "/")).toBeUndefined();
+  });
+});
