@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { JWTPayload } from "jose";
 import { formatIssues, parseConfig } from "./config/load";
-import type { ResolvedConfig } from "./config/schema";
+import type { PortcullisConfig, ResolvedConfig } from "./config/schema";
 import { errorResponse, type ChallengeOptions } from "./errors/challenge";
 import { GateError } from "./errors/errors";
 import { metadataDocument, metadataUrl } from "./errors/metadata";
@@ -9,7 +9,7 @@ import { extractBearer } from "./extract/bearer";
 import { claimAt, encodeHeaderValue, stripControlledHeaders } from "./forward/headers";
 import { consoleLog, safeKid, type LogFn } from "./log";
 import { canonicalPath } from "./policy/path";
-import { compileRoutes, matchRoute, type CompiledRoute } from "./policy/routes";
+import { compileRoutes, matchRoute } from "./policy/routes";
 import { grantedScopes, requireScopes } from "./policy/scopes";
 import { JwtVerifier } from "./validate/jwt";
 
@@ -49,10 +49,11 @@ type Env = Record<string, unknown> | undefined;
 /**
  * The gate as a Hono middleware. Requests that pass continue to the next handler with a cleaned request
  * (`c.req.raw`: client identity headers stripped, verified ones set) and `c.get("portcullis")`; every other
- * request is answered here. An invalid configuration answers 500 to everything: never open.
+ * request is answered here. The configuration is validated at run time too (it may come from untyped
+ * `[vars]`): an invalid one answers 500 to everything, never open.
  */
 export function portcullis(
-  rawConfig: unknown,
+  rawConfig: PortcullisConfig,
   options: PortcullisOptions = {},
 ): MiddlewareHandler<{ Variables: PortcullisVariables }> {
   const log = options.log ?? consoleLog;
@@ -87,7 +88,6 @@ export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): M
     const url = new URL(request.url);
     const env = c.env as Env;
     const entry: Record<string, unknown> = { method: request.method };
-    let route: CompiledRoute | undefined;
     try {
       if (metadataPath && url.pathname === metadataPath && (request.method === "GET" || request.method === "HEAD")) {
         log({ event: "decision", outcome: "metadata", status: 200, ...entry });
@@ -98,7 +98,7 @@ export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): M
       const path = canonicalPath(url.pathname);
       entry.path = path;
       const bearer = extractBearer(request, { maxLength: config.token.max_length, allowQuery: config.token.allow_query });
-      route = matchRoute(routes, request.method, path);
+      const route = matchRoute(routes, request.method, path);
       if (!route) throw new GateError("access_denied", "no_matching_rule");
       entry.rule = route.name;
 

@@ -118,7 +118,7 @@ export function makeGate(
 ): Gate {
   const logs: Record<string, unknown>[] = [];
   const app = new Hono<{ Variables: PortcullisVariables }>();
-  app.use("*", portcullis(config, { log: (entry) => logs.push(entry), ...options }));
+  app.use("*", portcullis(config as PortcullisConfig, { log: (entry) => logs.push(entry), ...options }));
   app.all("*", forwardToOrigin({ origin: new URL(options.origin ?? inject("originUrl")), timeoutMs: options.originTimeoutMs ?? 5_000 }));
   app.onError(() => Response.json({ error: "server_error" }, { status: 500 }));
   return {
