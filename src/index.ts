@@ -1,5 +1,5 @@
 /** Portcullis as a library: mount `portcullis(config)` in any Hono app. */
-export { portcullis, gate, type GateDecision, type Identity, type PortcullisOptions, type PortcullisVariables } from "./middleware";
+export { portcullis, createGate, type Gate, type GateDecision, type Identity, type PortcullisOptions, type PortcullisVariables } from "./middleware";
 export { forwardToOrigin, type ForwardOptions } from "./forward/origin";
 export { parseConfig, formatIssues, type ConfigIssue, type ConfigResult } from "./config/load";
 export type { PortcullisConfig, ResolvedConfig, IssuerConfig, RouteConfig, Algorithm } from "./config/schema";

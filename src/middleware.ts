@@ -65,11 +65,17 @@ export function portcullis(
       return errorResponse({ realm: "api" }, new GateError("server_error", "config_invalid"));
     };
   }
-  return gate(parsed.config, options);
+  return createGate(parsed.config, options).middleware;
+}
+
+export interface Gate {
+  middleware: MiddlewareHandler<{ Variables: PortcullisVariables }>;
+  /** Refreshes each issuer's keys that are past half their life into KV (for a cron trigger). */
+  refreshKeys: (env: Env, waitUntil: (promise: Promise<unknown>) => void) => Promise<Record<string, string>>;
 }
 
 /** The gate for an already validated configuration. */
-export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): MiddlewareHandler<{ Variables: PortcullisVariables }> {
+export function createGate(config: ResolvedConfig, options: PortcullisOptions = {}): Gate {
   const log = options.log ?? consoleLog;
   const routes = compileRoutes(config.routes);
   const verifier = new JwtVerifier(config.issuers);
@@ -82,7 +88,16 @@ export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): M
   };
   const metadataPath = config.resource_metadata && metadataUrl(config.resource_metadata.resource).pathname;
 
-  return async (c, next) => {
+  const verifyDeps = (env: Env, waitUntil: (promise: Promise<unknown>) => void) => ({
+    now,
+    fetch: jwksFetch,
+    kv: kvBinding(env, config.kv_binding),
+    waitUntil,
+    log,
+    binding: (name: string) => env?.[name],
+  });
+
+  const middleware: MiddlewareHandler<{ Variables: PortcullisVariables }> = async (c, next) => {
     const started = now();
     const request = c.req.raw;
     const url = new URL(request.url);
@@ -104,14 +119,7 @@ export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): M
 
       let identity: Identity | undefined;
       if (bearer) {
-        const verified = await verifier.verify(bearer.token, {
-          now,
-          fetch: jwksFetch,
-          kv: kvBinding(env, config.kv_binding),
-          waitUntil: waitUntil(c),
-          log,
-          secret: (name) => (typeof env?.[name] === "string" ? (env[name] as string) : undefined),
-        });
+        const verified = await verifier.verify(bearer.token, verifyDeps(env, waitUntil(c)));
         entry.issuer = verified.issuer;
         entry.kid = safeKid(verified.kid);
         identity = toIdentity(verified.issuer, verified.claims);
@@ -140,6 +148,15 @@ export function gate(config: ResolvedConfig, options: PortcullisOptions = {}): M
       return errorResponse(challenge, error);
     }
     await next();
+  };
+
+  return {
+    middleware,
+    refreshKeys: async (env, schedule) => {
+      const results = await verifier.refreshScheduled(verifyDeps(env, schedule));
+      log({ event: "jwks_scheduled_refresh", results });
+      return results;
+    },
   };
 }
 

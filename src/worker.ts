@@ -5,7 +5,7 @@ import { errorResponse } from "./errors/challenge";
 import { GateError } from "./errors/errors";
 import { forwardToOrigin } from "./forward/origin";
 import { consoleLog } from "./log";
-import { gate, type PortcullisVariables } from "./middleware";
+import { createGate, type Gate, type PortcullisVariables } from "./middleware";
 
 /**
  * The deployable Worker: the gate, then the forwarder. Configuration comes from `[vars]`
@@ -17,16 +17,34 @@ export interface Env {
   [binding: string]: unknown;
 }
 
-type App = { fetch: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response> };
+type App = {
+  fetch: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
+  /** Undefined when the configuration is invalid. */
+  gate?: Gate;
+};
 
 let built: { config: unknown; origin: unknown; app: App } | undefined;
 
+function appFor(env: Env): App {
+  if (!built || built.config !== env.PORTCULLIS_CONFIG || built.origin !== env.ORIGIN_URL) {
+    built = { config: env.PORTCULLIS_CONFIG, origin: env.ORIGIN_URL, app: buildApp(env) };
+  }
+  return built.app;
+}
+
 export default {
   fetch(request: Request, env: Env, ctx: ExecutionContext) {
-    if (!built || built.config !== env.PORTCULLIS_CONFIG || built.origin !== env.ORIGIN_URL) {
-      built = { config: env.PORTCULLIS_CONFIG, origin: env.ORIGIN_URL, app: buildApp(env) };
+    return appFor(env).fetch(request, env, ctx);
+  },
+
+  /** Cron trigger (wrangler.toml `[triggers]`): keeps every issuer's keys in KV fresh ahead of expiry. */
+  async scheduled(_controller: ScheduledController, env: Env, ctx: ExecutionContext) {
+    const { gate } = appFor(env);
+    if (!gate) {
+      consoleLog({ event: "jwks_scheduled_refresh", outcome: "error", reason: "config_invalid" });
+      return;
     }
-    return built.app.fetch(request, env, ctx);
+    await gate.refreshKeys(env, (promise) => ctx.waitUntil(promise));
   },
 } satisfies ExportedHandler<Env>;
 
@@ -46,13 +64,14 @@ function buildApp(env: Env): App {
       },
     };
   }
+  const gate = createGate(parsed.config);
   const app = new Hono<{ Bindings: Env; Variables: PortcullisVariables }>();
-  app.use("*", gate(parsed.config));
+  app.use("*", gate.middleware);
   app.all("*", forwardToOrigin({ origin, timeoutMs: parsed.config.forward.timeout_ms }));
   app.onError((error) => {
     const gateError = error instanceof GateError ? error : new GateError("server_error", "internal_error");
     consoleLog({ event: "forward", outcome: "error", status: gateError.status, reason: gateError.reason });
     return errorResponse({ realm: parsed.config.realm }, gateError);
   });
-  return app;
+  return { fetch: (request, env, ctx) => app.fetch(request, env, ctx), gate };
 }

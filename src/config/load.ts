@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { compileRoutes, RoutePatternError } from "../policy/routes";
-import { ConfigSchema, HMAC_ALGORITHMS, type ResolvedConfig } from "./schema";
+import { ConfigSchema, HMAC_ALGORITHMS, isAllowedUrl, type ResolvedConfig } from "./schema";
 
 /** One configuration problem, named by its dotted field path. */
 export interface ConfigIssue {
@@ -59,6 +59,18 @@ function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
     }
     if (!usesHmac && issuer.hmac_secret) {
       issues.push({ field: `${at}.hmac_secret`, message: "is set but algorithms lists no HS algorithm" });
+    }
+    const { min_age, max_age, default_age, refresh_ahead, refetch_cooldown, max_backoff } = issuer.jwks;
+    if (min_age > max_age) issues.push({ field: `${at}.jwks.min_age`, message: "must not exceed jwks.max_age" });
+    if (default_age < min_age || default_age > max_age) {
+      issues.push({ field: `${at}.jwks.default_age`, message: "must lie between jwks.min_age and jwks.max_age" });
+    }
+    if (refresh_ahead >= min_age) issues.push({ field: `${at}.jwks.refresh_ahead`, message: "must be less than jwks.min_age" });
+    if (max_backoff < refetch_cooldown) {
+      issues.push({ field: `${at}.jwks.max_backoff`, message: "must not be less than jwks.refetch_cooldown" });
+    }
+    if (!issuer.jwks_uri && !isAllowedUrl(issuer.issuer)) {
+      issues.push({ field: `${at}.jwks_uri`, message: "is required unless issuer is an https URL to discover it from" });
     }
   });
   const prefix = config.forward.header_prefix;

@@ -36,16 +36,25 @@ const bounded = (min: number, max: number, fallback: number) =>
   v.optional(v.pipe(v.number(), v.integer("must be a whole number"), v.minValue(min), v.maxValue(max)), fallback);
 const headerName = v.pipe(v.string(), v.regex(/^[a-z0-9-]+$/, "must be a lower-case header name (a-z, 0-9, -)"));
 
-/** Where to find keys and how long to trust them. Deeper tuning arrives with the key-set work. */
+/** How keys are fetched, cached and refreshed (README "Key sets"). Times are in seconds unless named _ms. */
 const JwksSchema = v.strictObject({
-  /** Abort a JWKS fetch after this many milliseconds. */
+  /** Abort a JWKS or discovery fetch after this many milliseconds. */
   timeout_ms: bounded(100, 30_000, 5_000),
-  /** Largest JWKS body accepted, in bytes. */
+  /** Largest JWKS or metadata body accepted, in bytes. */
   max_bytes: bounded(1_024, 1_048_576, 262_144),
-  /** How long a fetched key set is used before it is refetched, in seconds. */
-  max_age: bounded(60, 86_400, 600),
-  /** Minimum seconds between two refetches caused by unknown `kid`s or failures. */
+  /** Lifetime when the response has no `Cache-Control: max-age`. */
+  default_age: bounded(60, 604_800, 600),
+  /** Bounds applied to the response's `Cache-Control: max-age`. */
+  min_age: bounded(60, 604_800, 300),
+  max_age: bounded(60, 604_800, 86_400),
+  /** Refresh in the background when a set has less than this left, so requests never wait on the IdP. */
+  refresh_ahead: bounded(0, 86_400, 60),
+  /** While the IdP fails, keep serving the last good set this long past its expiry. */
+  max_stale: bounded(0, 604_800, 86_400),
+  /** Minimum time between two fetches by one isolate (unknown `kid`, expiry or failure). */
   refetch_cooldown: bounded(1, 3_600, 30),
+  /** After consecutive failures the wait doubles from `refetch_cooldown` up to this. */
+  max_backoff: bounded(1, 86_400, 600),
 });
 
 const IssuerSchema = v.strictObject({
@@ -53,7 +62,10 @@ const IssuerSchema = v.strictObject({
   issuer: v.pipe(v.string(), v.minLength(1, "must not be empty"), printable),
   /** The token's `aud` must contain at least one of these. */
   audiences: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), printable)), v.minLength(1, "must list at least one audience")),
-  jwks_uri: httpUrl,
+  /** The JWK Set URL; when absent it is discovered from RFC 8414 / OpenID Connect metadata of `issuer`. */
+  jwks_uri: v.optional(httpUrl),
+  /** Service binding to fetch JWKS and metadata through (an IdP Worker on the same account). */
+  jwks_service: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"))),
   algorithms: v.optional(
     v.pipe(v.array(v.picklist([...ASYMMETRIC_ALGORITHMS, ...HMAC_ALGORITHMS], "is not a supported algorithm")), v.minLength(1)),
     ["RS256", "ES256"],
@@ -133,7 +145,8 @@ export type ResolvedConfig = v.InferOutput<typeof ConfigSchema>;
 export type IssuerConfig = ResolvedConfig["issuers"][number];
 export type RouteConfig = ResolvedConfig["routes"][number];
 
-function isAllowedUrl(value: string): boolean {
+/** https anywhere, http only on loopback (local IdPs, tests, the demo). */
+export function isAllowedUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
   const url = new URL(value);
   if (url.protocol === "https:") return true;

@@ -2,22 +2,32 @@ import type { JWK } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
 import type { LogFn } from "../log";
+import { discoverJwksUri } from "./discovery";
+import { FetchJsonError, fetchJson, type Fetcher } from "./fetch-json";
 import { toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 
 /**
- * One issuer's JSON Web Key Set, in two tiers: isolate memory, then Workers KV (shared by every isolate),
- * then the issuer's `jwks_uri`. Keys never leave their issuer: each issuer has its own cache and KV entry.
+ * One issuer's JSON Web Key Set, in three tiers: isolate memory, Workers KV (shared by every isolate and
+ * location), the issuer. Keys never leave their issuer: each issuer has its own cache and KV entry.
  *
- * Fetches are never shared between requests (workerd forbids awaiting another request's I/O); the
- * refetch cooldown is what bounds load on the IdP instead: at most one fetch per cooldown per isolate,
- * whether caused by expiry, an unknown `kid` or a failure.
+ * - Freshness follows the response's `Cache-Control: max-age`, clamped to [min_age, max_age]
+ *   (default_age when absent). Near the end of a set's life it is served while a background refresh
+ *   (`waitUntil`) fetches the next one, so requests do not wait on the IdP.
+ * - A failed fetch never replaces a good set: the last good set is served up to `max_stale` past its
+ *   expiry, and attempts back off from `refetch_cooldown` to `max_backoff`. No keys at all: 503.
+ * - An unknown `kid` first looks at KV (another isolate may hold the rotated set), then causes at most one
+ *   fetch per cooldown per isolate; the cooldown is also published in KV for other isolates, and the
+ *   `kid` is remembered as unknown until the next allowed fetch, so floods cost no I/O at all.
+ * - Fetches are never shared between requests by promise (workerd forbids awaiting another request's
+ *   I/O; jose #355, #509): a request that finds a fetch under way polls for its result instead.
  */
 
 export interface KeySetDeps {
   now: () => number;
-  fetch: typeof fetch;
+  /** Fetch for this issuer (the global fetch, or its `jwks_service` binding). */
+  fetch: Fetcher;
   kv: KVNamespace | undefined;
-  /** Schedules work after the response (KV writes). */
+  /** Schedules work after the response (KV writes, background refreshes). */
   waitUntil: (promise: Promise<unknown>) => void;
   log: LogFn;
 }
@@ -26,134 +36,221 @@ interface KeySet {
   keys: KeyRecord[];
   fetchedAt: number;
   expiresAt: number;
+  jwksUri: string;
+  /** When a discovered `jwks_uri` must be looked up again (Infinity when configured). */
+  jwksUriExpiresAt: number;
 }
 
+/** The KV record. Versioned so a format change is ignored, not misread. */
 interface StoredKeySet {
-  v: 1;
+  v: 2;
   keys: JWK[];
   fetched_at: number;
   expires_at: number;
+  jwks_uri: string;
+  jwks_uri_expires_at: number | null;
 }
 
-/** Served after expiry only while the issuer cannot be reached. */
-const MAX_STALE_MS = 24 * 3600 * 1000;
+/** Workers KV refuses shorter TTLs. */
 const KV_MIN_TTL = 60;
+/** On unknown kids, KV is consulted at most this often per isolate (floods must not become KV floods). */
+const KV_RECHECK_MS = 1_000;
+/** Unknown kids remembered per issuer; a flood of random kids only ever fills and clears this. */
+const UNKNOWN_KIDS_LIMIT = 1_000;
 
 export class KeySetCache {
   #current: KeySet | undefined;
   #lastAttempt = -Infinity;
-  /** Set while some request of this isolate is fetching; others wait for its result instead of fetching. */
+  #failures = 0;
+  /** Set while some request of this isolate is fetching; others wait for its result instead. */
   #fetching = false;
-  #kvName: string | undefined;
+  #lastKvCheck = -Infinity;
+  readonly #unknownKids = new Map<string, number>();
+  #kvNames: { set: string; attempt: string } | undefined;
 
   constructor(private readonly issuer: IssuerConfig) {}
 
   /** The current key set, loading or refreshing it as needed. Throws 503 when no keys can be had. */
   async keys(deps: KeySetDeps): Promise<KeyRecord[]> {
     const now = deps.now();
-    if (this.#current && now < this.#current.expiresAt) return this.#current.keys;
-    const stored = await this.#readKv(deps);
-    if (stored && now < stored.expiresAt) {
-      this.#current = stored;
-      return stored.keys;
+    if (!this.#fresh(now) && now - this.#lastKvCheck >= KV_RECHECK_MS) await this.#readKv(deps, now);
+    if (this.#fresh(now)) {
+      this.#refreshAhead(deps, now);
+      return this.#current!.keys;
     }
-    this.#current ??= stored;
     return this.#refresh(deps, "expired");
   }
 
-  /**
-   * Called when a token names a `kid` we do not have. Another isolate may already have fetched the
-   * rotated set into KV; otherwise one refetch per cooldown, then the set as it is.
-   */
+  /** Called when a token names a `kid` the current set lacks. Returns the set to retry the lookup in. */
   async keysAfterMiss(deps: KeySetDeps, kid: string): Promise<KeyRecord[]> {
-    const stored = await this.#readKv(deps);
-    if (stored && stored.fetchedAt > (this.#current?.fetchedAt ?? -Infinity) && stored.expiresAt > deps.now()) {
-      this.#current = stored;
-      if (stored.keys.some((key) => key.kid === kid)) return stored.keys;
+    const now = deps.now();
+    if ((this.#unknownKids.get(kid) ?? -Infinity) > now) return this.#usable(now);
+    if (now - this.#lastKvCheck >= KV_RECHECK_MS && (await this.#readKv(deps, now)) && this.#has(kid)) {
+      return this.#current!.keys;
     }
-    return this.#refresh(deps, "unknown_kid");
+    if (this.#fetching) {
+      await this.#awaitOtherFetch();
+      if (this.#has(kid)) return this.#current!.keys;
+    }
+    if (now < this.#nextAttemptAt() || (await this.#sharedCooldown(deps, now))) {
+      this.#rememberUnknown(kid, Math.max(this.#nextAttemptAt(), now + this.issuer.jwks.refetch_cooldown * 1000));
+      deps.log({ event: "jwks_cooldown_skip", issuer: this.issuer.issuer, reason: "unknown_kid" });
+      return this.#usable(now);
+    }
+    this.#publishAttempt(deps, now);
+    const keys = await this.#refresh(deps, "unknown_kid");
+    if (!keys.some((key) => key.kid === kid)) this.#rememberUnknown(kid, now + this.issuer.jwks.refetch_cooldown * 1000);
+    return keys;
+  }
+
+  /** For the cron trigger: refresh into KV when less than half of the set's life is left. */
+  async refreshScheduled(deps: KeySetDeps): Promise<"fresh" | "refreshed" | "failed"> {
+    const now = deps.now();
+    await this.#readKv(deps, now);
+    const current = this.#current;
+    if (current && now < current.fetchedAt + (current.expiresAt - current.fetchedAt) / 2) return "fresh";
+    const before = current?.fetchedAt;
+    await this.#refresh(deps, "scheduled").catch(() => undefined);
+    return this.#current && this.#current.fetchedAt !== before ? "refreshed" : "failed";
+  }
+
+  #fresh(now: number): boolean {
+    return this.#current !== undefined && now < this.#current.expiresAt;
+  }
+
+  #has(kid: string): boolean {
+    return this.#current?.keys.some((key) => key.kid === kid) ?? false;
+  }
+
+  #rememberUnknown(kid: string, until: number): void {
+    if (this.#unknownKids.size >= UNKNOWN_KIDS_LIMIT) this.#unknownKids.clear();
+    this.#unknownKids.set(kid, until);
+  }
+
+  /** Cooldown after a success; after failures it doubles, up to max_backoff. */
+  #nextAttemptAt(): number {
+    const { refetch_cooldown, max_backoff } = this.issuer.jwks;
+    const wait = this.#failures === 0 ? refetch_cooldown : Math.min(max_backoff, refetch_cooldown * 2 ** (this.#failures - 1));
+    return this.#lastAttempt + wait * 1000;
+  }
+
+  #refreshAhead(deps: KeySetDeps, now: number): void {
+    const current = this.#current!;
+    const ahead = this.issuer.jwks.refresh_ahead * 1000;
+    if (ahead === 0 || now < current.expiresAt - ahead || this.#fetching || now < this.#nextAttemptAt()) return;
+    deps.waitUntil(this.#refresh(deps, "refresh_ahead").catch(() => undefined));
   }
 
   async #refresh(deps: KeySetDeps, cause: string): Promise<KeyRecord[]> {
-    const cooldownMs = this.issuer.jwks.refetch_cooldown * 1000;
     if (this.#fetching) {
       await this.#awaitOtherFetch();
-      return this.#usable(deps.now(), cooldownMs);
+      return this.#usable(deps.now());
     }
     const now = deps.now();
-    const wait = this.#lastAttempt + cooldownMs - now;
-    if (wait > 0) {
+    if (now < this.#nextAttemptAt()) {
       deps.log({ event: "jwks_cooldown_skip", issuer: this.issuer.issuer, reason: cause });
-      return this.#usable(now, wait);
+      return this.#usable(now);
     }
     this.#lastAttempt = now;
     this.#fetching = true;
     try {
-      const fetched = await this.#fetch(deps);
+      const fetched = await this.#fetch(deps, now);
       this.#current = fetched;
-      deps.log({ event: "jwks_fetch", issuer: this.issuer.issuer, reason: cause, keys: fetched.keys.length });
+      this.#failures = 0;
+      this.#unknownKids.clear();
+      deps.log({ event: "jwks_fetch", issuer: this.issuer.issuer, reason: cause, keys: fetched.keys.length, ttl: (fetched.expiresAt - now) / 1000 });
       this.#writeKv(deps, fetched);
       return fetched.keys;
     } catch (error) {
-      const reason = error instanceof KeySetError ? error.reason : "network_error";
-      deps.log({ event: "jwks_fetch_failed", issuer: this.issuer.issuer, reason });
-      return this.#usable(now, cooldownMs);
+      this.#failures++;
+      const reason = error instanceof FetchJsonError ? error.reason : "network_error";
+      deps.log({ event: "jwks_fetch_failed", issuer: this.issuer.issuer, reason, cause, failures: this.#failures });
+      return this.#usable(now);
     } finally {
       this.#fetching = false;
     }
   }
 
+  /** The last good keys within max_stale, else 503 with a Retry-After of the time to the next attempt. */
+  #usable(now: number): KeyRecord[] {
+    const current = this.#current;
+    if (current && now < current.expiresAt + this.issuer.jwks.max_stale * 1000) return current.keys;
+    const retryAfter = Math.max(1, (this.#nextAttemptAt() - now) / 1000);
+    throw new GateError("temporarily_unavailable", "jwks_unavailable", { retryAfter });
+  }
+
   /**
-   * Waits for another request's fetch by polling shared state, never by awaiting its promise (workerd
-   * forbids one request continuing on another's I/O). Bounded by the fetch timeout.
+   * Waits for another request's fetch by polling shared state, never by awaiting its promise. Bounded by
+   * the fetch timeout (twice, for discovery plus JWKS).
    */
   async #awaitOtherFetch(): Promise<void> {
     const step = 5;
-    for (let waited = 0; this.#fetching && waited <= this.issuer.jwks.timeout_ms; waited += step) {
+    for (let waited = 0; this.#fetching && waited <= 2 * this.issuer.jwks.timeout_ms; waited += step) {
       await new Promise((resolve) => setTimeout(resolve, step));
     }
   }
 
-  /** Last good keys within the stale bound, else 503 with a Retry-After of the time to the next attempt. */
-  #usable(now: number, retryMs: number): KeyRecord[] {
-    if (this.#current && now < this.#current.expiresAt + MAX_STALE_MS) return this.#current.keys;
-    throw new GateError("temporarily_unavailable", "jwks_unavailable", { retryAfter: retryMs / 1000 });
-  }
-
-  async #fetch(deps: KeySetDeps): Promise<KeySet> {
-    const { timeout_ms, max_bytes, max_age } = this.issuer.jwks;
-    const response = await deps.fetch(this.issuer.jwks_uri, {
-      redirect: "manual",
-      signal: AbortSignal.timeout(timeout_ms),
-      headers: { accept: "application/jwk-set+json, application/json" },
-    });
-    if (response.status !== 200) {
-      await response.body?.cancel();
-      throw new KeySetError(response.status >= 300 && response.status < 400 ? "redirect" : `status_${response.status}`);
+  async #fetch(deps: KeySetDeps, now: number): Promise<KeySet> {
+    const { timeout_ms, max_bytes } = this.issuer.jwks;
+    const limits = { timeoutMs: timeout_ms, maxBytes: max_bytes };
+    let jwksUri = this.issuer.jwks_uri;
+    let jwksUriExpiresAt = Infinity;
+    if (!jwksUri) {
+      const current = this.#current;
+      if (current && now < current.jwksUriExpiresAt) {
+        ({ jwksUri, jwksUriExpiresAt } = current);
+      } else {
+        const discovered = await discoverJwksUri(deps.fetch, this.issuer.issuer, limits);
+        jwksUri = discovered.jwksUri;
+        jwksUriExpiresAt = now + this.#lifetime(discovered.maxAge) * 1000;
+        deps.log({ event: "jwks_discovered", issuer: this.issuer.issuer });
+      }
     }
-    const document = parseJson(await readCapped(response, max_bytes));
-    const keys = await usableKeys(document, this.issuer.issuer, deps);
-    const now = deps.now();
-    return { keys, fetchedAt: now, expiresAt: now + max_age * 1000 };
+    const { body, maxAge } = await fetchJson(deps.fetch, jwksUri, limits);
+    const keys = await usableKeys(body, this.issuer.issuer, deps.log);
+    return { keys, fetchedAt: now, expiresAt: now + this.#lifetime(maxAge) * 1000, jwksUri, jwksUriExpiresAt };
   }
 
-  /** Settled values only are shared between requests (see the class comment), so no promise is cached. */
-  async #kvKey(): Promise<string> {
-    this.#kvName ??= `jwks:v1:${await sha256Hex(`${this.issuer.issuer}\n${this.issuer.jwks_uri}`)}`;
-    return this.#kvName;
+  /** Seconds a fetched document is used: its max-age within [min_age, max_age], else default_age. */
+  #lifetime(maxAge: number | undefined): number {
+    const { min_age, max_age, default_age } = this.issuer.jwks;
+    return maxAge === undefined ? default_age : Math.min(max_age, Math.max(min_age, maxAge));
   }
 
-  async #readKv(deps: KeySetDeps): Promise<KeySet | undefined> {
-    if (!deps.kv) return undefined;
+  /** Settled values only are shared between requests, so the names are cached, not a promise of them. */
+  async #names(): Promise<{ set: string; attempt: string }> {
+    if (!this.#kvNames) {
+      const id = await sha256Hex(`${this.issuer.issuer}\n${this.issuer.jwks_uri ?? "(discovered)"}`);
+      this.#kvNames = { set: `jwks:v2:${id}`, attempt: `jwks-attempt:v2:${id}` };
+    }
+    return this.#kvNames;
+  }
+
+  /** Adopts the KV copy when it is newer than memory. True when it did. Malformed entries are ignored. */
+  async #readKv(deps: KeySetDeps, now: number): Promise<boolean> {
+    this.#lastKvCheck = now;
+    if (!deps.kv) return false;
     try {
-      const stored = await deps.kv.get<StoredKeySet>(await this.#kvKey(), "json");
-      if (!stored || stored.v !== 1 || !Array.isArray(stored.keys)) return undefined;
-      if (typeof stored.fetched_at !== "number" || typeof stored.expires_at !== "number") return undefined;
-      const keys = await usableKeys(stored, this.issuer.issuer, deps);
-      return { keys, fetchedAt: stored.fetched_at, expiresAt: stored.expires_at };
+      const stored = await deps.kv.get<StoredKeySet>((await this.#names()).set, "json");
+      if (!stored || stored.v !== 2 || !Array.isArray(stored.keys) || typeof stored.jwks_uri !== "string") return false;
+      if (typeof stored.fetched_at !== "number" || typeof stored.expires_at !== "number") return false;
+      if (stored.fetched_at <= (this.#current?.fetchedAt ?? -Infinity)) return false;
+      if (now >= stored.expires_at + this.issuer.jwks.max_stale * 1000) return false;
+      // Configured jwks_uri changed since the entry was written: not this issuer's set any more.
+      if (this.issuer.jwks_uri && stored.jwks_uri !== this.issuer.jwks_uri) return false;
+      const keys = await usableKeys(stored, this.issuer.issuer, deps.log);
+      this.#current = {
+        keys,
+        fetchedAt: stored.fetched_at,
+        expiresAt: stored.expires_at,
+        jwksUri: stored.jwks_uri,
+        jwksUriExpiresAt: stored.jwks_uri_expires_at ?? Infinity,
+      };
+      deps.log({ event: "jwks_kv_hit", issuer: this.issuer.issuer, fresh: now < stored.expires_at });
+      return true;
     } catch {
       deps.log({ event: "jwks_kv_ignored", issuer: this.issuer.issuer, reason: "malformed" });
-      return undefined;
+      return false;
     }
   }
 
@@ -161,85 +258,64 @@ export class KeySetCache {
     const kv = deps.kv;
     if (!kv) return;
     const stored: StoredKeySet = {
-      v: 1,
+      v: 2,
       keys: set.keys.map((key) => key.jwk),
       fetched_at: set.fetchedAt,
       expires_at: set.expiresAt,
+      jwks_uri: set.jwksUri,
+      jwks_uri_expires_at: Number.isFinite(set.jwksUriExpiresAt) ? set.jwksUriExpiresAt : null,
     };
-    // Kept past expiry so other isolates can still serve it stale if the issuer goes down.
-    const ttl = Math.max(KV_MIN_TTL, Math.ceil((set.expiresAt - set.fetchedAt + MAX_STALE_MS) / 1000));
+    // Kept past expiry so that other isolates can still serve it stale while the issuer is down.
+    const ttl = Math.max(KV_MIN_TTL, Math.ceil((set.expiresAt - set.fetchedAt) / 1000 + this.issuer.jwks.max_stale));
     deps.waitUntil(
-      this.#kvKey()
-        .then((name) => kv.put(name, JSON.stringify(stored), { expirationTtl: ttl }))
+      this.#names()
+        .then(({ set: name }) => kv.put(name, JSON.stringify(stored), { expirationTtl: ttl }))
         .catch(() => deps.log({ event: "jwks_kv_write_failed", issuer: this.issuer.issuer })),
+    );
+  }
+
+  /** Other isolates skip their own kid-miss fetch while a recent attempt is published (KV is eventually consistent: best effort). */
+  async #sharedCooldown(deps: KeySetDeps, now: number): Promise<boolean> {
+    if (!deps.kv) return false;
+    try {
+      const at = Number(await deps.kv.get((await this.#names()).attempt));
+      return Number.isFinite(at) && at > 0 && now - at < this.issuer.jwks.refetch_cooldown * 1000;
+    } catch {
+      return false;
+    }
+  }
+
+  #publishAttempt(deps: KeySetDeps, now: number): void {
+    const kv = deps.kv;
+    if (!kv) return;
+    deps.waitUntil(
+      this.#names()
+        .then(({ attempt }) => kv.put(attempt, String(now), { expirationTtl: KV_MIN_TTL }))
+        .catch(() => undefined),
     );
   }
 }
 
-class KeySetError extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-}
-
 /** The usable keys of a JWKS document; a set with none is a failed fetch, never an empty replacement. */
-async function usableKeys(document: unknown, issuer: string, deps: KeySetDeps): Promise<KeyRecord[]> {
+async function usableKeys(document: unknown, issuer: string, log: LogFn): Promise<KeyRecord[]> {
   const keys = (document as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys)) throw new KeySetError("keys_not_array");
+  if (!Array.isArray(keys)) throw new FetchJsonError("keys_not_array");
   const usable: KeyRecord[] = [];
   for (const candidate of keys.slice(0, 100)) {
     const jwk = candidate as JWK;
     const reason = typeof candidate === "object" && candidate !== null ? unusableReason(jwk) : "not_an_object";
     if (reason) {
-      deps.log({ event: "jwks_key_skipped", issuer, reason });
+      log({ event: "jwks_key_skipped", issuer, reason });
       continue;
     }
     try {
       usable.push(await toKeyRecord(jwk));
     } catch {
-      deps.log({ event: "jwks_key_skipped", issuer, reason: "malformed_key" });
+      log({ event: "jwks_key_skipped", issuer, reason: "malformed_key" });
     }
   }
-  if (!usable.length) throw new KeySetError("no_usable_keys");
+  if (!usable.length) throw new FetchJsonError("no_usable_keys");
   return usable;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new KeySetError("not_json");
-  }
-}
-
-/** Reads at most `limit` bytes; a larger body is a failure, not a truncation. */
-async function readCapped(response: Response, limit: number): Promise<string> {
-  const declared = Number(response.headers.get("content-length"));
-  if (declared > limit) {
-    await response.body?.cancel();
-    throw new KeySetError("too_large");
-  }
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw new KeySetError("too_large");
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 export async function sha256Hex(text: string): Promise<string> {

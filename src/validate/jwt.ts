@@ -2,6 +2,7 @@ import { errors, jwtVerify, type JWTPayload } from "jose";
 import type { Algorithm, IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
 import { ImportedKeys, keyFitsAlgorithm, type KeyRecord } from "./keys";
+import type { Fetcher } from "./fetch-json";
 import { KeySetCache, type KeySetDeps } from "./jwks";
 import { checkHeader, parseCompactJws } from "./jws";
 
@@ -18,9 +19,10 @@ export interface VerifiedToken {
   alg: Algorithm;
 }
 
-export interface VerifyDeps extends KeySetDeps {
-  /** Worker secrets, for `hmac_secret`. */
-  secret: (name: string) => string | undefined;
+export interface VerifyDeps extends Omit<KeySetDeps, "fetch"> {
+  fetch: typeof fetch;
+  /** Worker bindings by name: secrets for `hmac_secret`, services for `jwks_service`. */
+  binding: (name: string) => unknown;
 }
 
 /** RFC 7518 3.2: an HMAC key must be at least as long as the hash output. */
@@ -81,9 +83,22 @@ export class JwtVerifier {
     return { issuer: config.issuer, claims: payload, kid, alg };
   }
 
+  /** Refreshes every issuer's keys that are past half their life (the cron trigger). */
+  async refreshScheduled(deps: VerifyDeps): Promise<Record<string, string>> {
+    const results: Record<string, string> = {};
+    for (const issuer of this.#issuers.values()) {
+      try {
+        results[issuer.config.issuer] = await issuer.keySet.refreshScheduled(keySetDeps(issuer.config, deps));
+      } catch {
+        results[issuer.config.issuer] = "failed";
+      }
+    }
+    return results;
+  }
+
   #hmacKey(config: IssuerConfig, alg: Algorithm, deps: VerifyDeps): Uint8Array {
-    const secret = config.hmac_secret ? deps.secret(config.hmac_secret) : undefined;
-    const bytes = new TextEncoder().encode(secret ?? "");
+    const secret = config.hmac_secret ? deps.binding(config.hmac_secret) : undefined;
+    const bytes = new TextEncoder().encode(typeof secret === "string" ? secret : "");
     // A missing or short secret is an operator error: refuse rather than verify against a weak key.
     if (bytes.length < (HMAC_MIN_BYTES[alg] ?? 64)) {
       throw new GateError("server_error", "hmac_secret_unusable");
@@ -91,7 +106,8 @@ export class JwtVerifier {
     return bytes;
   }
 
-  async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, deps: VerifyDeps): Promise<CryptoKey> {
+  async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, verifyDeps: VerifyDeps): Promise<CryptoKey> {
+    const deps = keySetDeps(issuer.config, verifyDeps);
     let keys = await issuer.keySet.keys(deps);
     let record = selectKey(keys, alg, kid);
     if (!record && kid !== undefined && !keys.some((key) => key.kid === kid)) {
@@ -108,6 +124,20 @@ export class JwtVerifier {
       throw invalidToken("key_unusable");
     }
   }
+}
+
+/** The key-set dependencies for one issuer: its fetches go through its `jwks_service` binding when set. */
+function keySetDeps(config: IssuerConfig, deps: VerifyDeps): KeySetDeps {
+  let fetcher: Fetcher = (url, init) => deps.fetch(url, init);
+  if (config.jwks_service) {
+    const service = deps.binding(config.jwks_service) as Fetcher | { fetch?: unknown } | undefined;
+    if (!service || typeof (service as { fetch?: unknown }).fetch !== "function") {
+      throw new GateError("server_error", "jwks_service_missing");
+    }
+    const binding = service as { fetch: Fetcher };
+    fetcher = (url, init) => binding.fetch(url, init);
+  }
+  return { now: deps.now, kv: deps.kv, waitUntil: deps.waitUntil, log: deps.log, fetch: fetcher };
 }
 
 /**

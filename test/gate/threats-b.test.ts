@@ -213,7 +213,7 @@ describe("B: keys and JWKS", () => {
     const staying = await makeKey("ES256", "staying");
     const fixture = await served(leaving, staying);
     const time = clock();
-    const gate = makeGate(fixture, issuerConfig(fixture, { max_age: 120 }), { now: time.now });
+    const gate = makeGate(fixture, issuerConfig(fixture, { default_age: 120, min_age: 60, refresh_ahead: 30 }), { now: time.now });
     const token = await mint(leaving);
     expect((await gate.request("/items/1", { headers: bearer(token) })).status).toBe(200);
     await fixture.serveJwks({ keys: [staying.publicJwk] });
@@ -226,12 +226,13 @@ describe("B: keys and JWKS", () => {
 
   it.each([
     ["malformed", (_good: TestKey) => "{not json"],
-    ["wrong shape", (_good: TestKey) => JSON.stringify({ v: 1, keys: "nope", fetched_at: 0, expires_at: 0 })],
-    ["expired", (good: TestKey) => JSON.stringify({ v: 1, keys: [good.publicJwk], fetched_at: 0, expires_at: 1 })],
+    ["wrong shape", (good: TestKey) => JSON.stringify({ v: 2, keys: "nope", fetched_at: Date.now(), expires_at: Date.now() + 600_000, jwks_uri: good.kid })],
+    ["old format", (good: TestKey) => JSON.stringify({ v: 1, keys: [good.publicJwk], fetched_at: Date.now(), expires_at: Date.now() + 600_000 })],
+    ["expired", (good: TestKey) => JSON.stringify({ v: 2, keys: [good.publicJwk], fetched_at: 1, expires_at: 2, jwks_uri: "x", jwks_uri_expires_at: null })],
   ])("T-B10 a %s KV-cached JWKS is ignored and refetched", async (_label, stored) => {
     const good = await makeKey("ES256", "good");
     const fixture = await served(good);
-    const name = `jwks:v1:${await sha256Hex(`${ISSUER}\n${fixture.jwksUri}`)}`;
+    const name = `jwks:v2:${await sha256Hex(`${ISSUER}\n${fixture.jwksUri}`)}`;
     await env.PORTCULLIS_KV.put(name, stored(good));
     const gate = makeGate(fixture, issuerConfig(fixture));
     expect((await gate.request("/items/1", { headers: bearer(await mint(good)) })).status).toBe(200);

@@ -28,7 +28,7 @@ describe("H: runtime", () => {
     const cold = makeGate(fixture, baseConfig(fixture));
     expect((await cold.request("/items/1", { headers: bearer(await mint(key)) })).status).toBe(200);
     expect((await fixture.stats()).jwksFetches).toBe(1);
-    const listed = await env.PORTCULLIS_KV.list({ prefix: "jwks:v1:" });
+    const listed = await env.PORTCULLIS_KV.list({ prefix: "jwks:v2:" });
     expect(listed.keys.length).toBeGreaterThan(0);
     for (const entry of listed.keys) expect((entry.expiration ?? 0) - Date.now() / 1000).toBeGreaterThanOrEqual(60);
   });

@@ -20,7 +20,17 @@ describe("configuration", () => {
     expect(config.realm).toBe("api");
     expect(config.token).toEqual({ max_length: 8192, allow_query: false });
     expect(config.issuers[0]).toMatchObject({ algorithms: ["RS256", "ES256"], types: ["at+jwt"], clock_tolerance: 30 });
-    expect(config.issuers[0]!.jwks).toEqual({ timeout_ms: 5000, max_bytes: 262144, max_age: 600, refetch_cooldown: 30 });
+    expect(config.issuers[0]!.jwks).toEqual({
+      timeout_ms: 5000,
+      max_bytes: 262144,
+      default_age: 600,
+      min_age: 300,
+      max_age: 86400,
+      refresh_ahead: 60,
+      max_stale: 86400,
+      refetch_cooldown: 30,
+      max_backoff: 600,
+    });
     expect(config.routes[0]).toMatchObject({ methods: ["*"], public: false, scopes: ["read"] });
     expect(config.forward).toEqual({ authorization: "strip", header_prefix: "x-auth-", claim_headers: {}, max_header_bytes: 1024, timeout_ms: 30000 });
     expect(config.kv_binding).toBe("PORTCULLIS_KV");
