@@ -33,7 +33,11 @@ export class Fixture {
     await (await fetch(`${this.issuerBase}/origin/_set`, { method: "POST", body: JSON.stringify({ delayMs }) })).arrayBuffer();
   }
 
-  async stats(): Promise<{ jwksFetches: number; originRequests: OriginRecord[] }> {
+  async serveMetadata(metadata: { as?: unknown; oidc?: unknown }) {
+    await (await fetch(`${this.issuerBase}/metadata/_set`, { method: "POST", body: JSON.stringify(metadata) })).arrayBuffer();
+  }
+
+  async stats(): Promise<{ jwksFetches: number; metadataFetches: number; originRequests: OriginRecord[] }> {
     return (await fetch(`${this.issuerBase}/_stats`)).json();
   }
 

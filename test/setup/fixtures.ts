@@ -16,6 +16,9 @@ interface JwksBehaviour {
 }
 
 interface Namespace {
+  /** RFC 8414 and OIDC metadata documents; null = 404. */
+  metadata: { as: unknown; oidc: unknown };
+  metadataFetches: number;
   jwks: JwksBehaviour;
   jwksFetches: number;
   originRequests: OriginRecord[];
@@ -35,6 +38,8 @@ function space(ns: string): Namespace {
   let state = namespaces.get(ns);
   if (!state) {
     state = {
+      metadata: { as: null, oidc: null },
+      metadataFetches: 0,
       jwks: { status: 404, body: "", headers: {}, delayMs: 0 },
       jwksFetches: 0,
       originRequests: [],
@@ -57,7 +62,15 @@ const json = (res: ServerResponse, status: number, value: unknown) => {
 };
 
 async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
-  const [, ns = "", ...rest] = (req.url ?? "/").split("?")[0]!.split("/");
+  const pathname = (req.url ?? "/").split("?")[0]!;
+  // RFC 8414 inserts the well-known segment before the issuer's path: /.well-known/oauth-authorization-server/<ns>
+  const rfc8414 = pathname.match(/^\/\.well-known\/oauth-authorization-server\/([^/]+)$/);
+  if (rfc8414) {
+    const state = space(rfc8414[1]!);
+    state.metadataFetches++;
+    return state.metadata.as ? json(res, 200, state.metadata.as) : json(res, 404, { error: "not found" });
+  }
+  const [, ns = "", ...rest] = pathname.split("/");
   const action = rest.join("/");
   const state = space(ns);
   if (action === "jwks/_set" && req.method === "POST") {
@@ -75,8 +88,17 @@ async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
     state.originDelayMs = update.delayMs ?? 0;
     return json(res, 200, { ok: true });
   }
+  if (action === "metadata/_set" && req.method === "POST") {
+    const update = JSON.parse((await readBody(req)).toString()) as { as?: unknown; oidc?: unknown };
+    state.metadata = { as: update.as ?? null, oidc: update.oidc ?? null };
+    return json(res, 200, { ok: true });
+  }
+  if (action === ".well-known/openid-configuration") {
+    state.metadataFetches++;
+    return state.metadata.oidc ? json(res, 200, state.metadata.oidc) : json(res, 404, { error: "not found" });
+  }
   if (action === "_stats") {
-    return json(res, 200, { jwksFetches: state.jwksFetches, originRequests: state.originRequests });
+    return json(res, 200, { jwksFetches: state.jwksFetches, metadataFetches: state.metadataFetches, originRequests: state.originRequests });
   }
   if (action === "jwks") {
     state.jwksFetches++;
