@@ -234,7 +234,7 @@ describe("service binding and cron", () => {
     const gate = createGate(parsed.config, { now: time.now, log: () => {} });
     const run = async () => {
       const ctx = createExecutionContext();
-      const result = await gate.refreshKeys(env, (promise) => ctx.waitUntil(promise));
+      const result = await gate.refreshKeys({ ...env }, (promise) => ctx.waitUntil(promise));
       await waitOnExecutionContext(ctx);
       return result[ISSUER];
     };
@@ -251,7 +251,7 @@ describe("service binding and cron", () => {
 
   it("the Worker's scheduled handler refreshes the configured issuers", async () => {
     const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), env, ctx);
+    await worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), { ...env }, ctx);
     await waitOnExecutionContext(ctx);
     const listed = await env.PORTCULLIS_KV.list({ prefix: "jwks:v2:" });
     expect(listed.keys.length).toBeGreaterThan(0);
