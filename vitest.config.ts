@@ -27,7 +27,7 @@ export default defineConfig({
               },
             ],
             routes: [
-              { path: "/health", methods: ["GET"], public: true },
+              { path: "/health", methods: ["GET"], access: "public" },
               { path: "/v1/items/**", methods: ["GET"], scopes: ["items:read"] },
               { path: "/v1/items/**", methods: ["POST", "PUT", "DELETE"], scopes: ["items:write"] },
             ],

@@ -1,16 +1,17 @@
 import type { MiddlewareHandler } from "hono";
 import type { JWTPayload } from "jose";
 import { formatIssues, parseConfig } from "./config/load";
-import type { PortcullisConfig, ResolvedConfig } from "./config/schema";
+import type { IssuerConfig, PortcullisConfig, ResolvedConfig } from "./config/schema";
 import { errorResponse, type ChallengeOptions } from "./errors/challenge";
 import { GateError } from "./errors/errors";
 import { metadataDocument, metadataUrl } from "./errors/metadata";
 import { extractBearer } from "./extract/bearer";
-import { claimAt, encodeHeaderValue, stripControlledHeaders } from "./forward/headers";
+import { claimAt, encodeHeaderValue, hasMethodOverride, stripControlledHeaders } from "./forward/headers";
 import { consoleLog, safeKid, type LogFn } from "./log";
-import { canonicalPath } from "./policy/path";
-import { compileRoutes, matchRoute } from "./policy/routes";
-import { grantedScopes, requireScopes } from "./policy/scopes";
+import { canonicalPath, type PathOptions } from "./policy/path";
+import { authorize } from "./policy/requirements";
+import { compileRoutes, matchRoute, normalizeHost } from "./policy/routes";
+import { grantedScopes } from "./policy/scopes";
 import { JwtVerifier } from "./validate/jwt";
 
 /** What the gate decided, for the handlers after it (`c.get("portcullis")`). */
@@ -77,7 +78,10 @@ export interface Gate {
 /** The gate for an already validated configuration. */
 export function createGate(config: ResolvedConfig, options: PortcullisOptions = {}): Gate {
   const log = options.log ?? consoleLog;
-  const routes = compileRoutes(config.routes);
+  const caseInsensitive = config.paths.case_insensitive;
+  const routes = compileRoutes(config.routes, { caseInsensitive });
+  const pathOptions: PathOptions = { semicolons: config.paths.semicolons, emptySegments: config.paths.empty_segments };
+  const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
   const verifier = new JwtVerifier(config.issuers);
   const now = options.now ?? Date.now;
   // Bound to the global: workerd refuses `fetch` called as a method of another object.
@@ -110,34 +114,57 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
           headers: { "cache-control": "public, max-age=3600" },
         });
       }
-      const path = canonicalPath(url.pathname);
+      const path = canonicalPath(url.pathname, pathOptions);
       entry.path = path;
+      const host = normalizeHost(url.host, url.protocol);
+      if (config.methods.override_headers === "reject" && hasMethodOverride(request.headers)) {
+        throw new GateError("invalid_request", "method_override");
+      }
+      const search = url.search;
+
+      const preflightMethod = corsPreflightMethod(request, config.methods.cors_preflight);
+      if (preflightMethod) {
+        // Browsers send preflights without credentials: authorized by the rule for the method they announce.
+        const target = matchRoute(routes, { method: preflightMethod, host, path }, caseInsensitive);
+        if (!target || target.rule.access === "deny") throw new GateError("access_denied", "no_matching_rule");
+        entry.rule = target.name;
+        c.req.raw = forwardedRequest(request, undefined, config, log);
+        c.set("portcullis", { path, search, rule: target.name });
+        log({ event: "decision", outcome: "allow_preflight", ...entry, ms: now() - started });
+        return await next();
+      }
+
       const bearer = extractBearer(request, { maxLength: config.token.max_length, allowQuery: config.token.allow_query });
-      const route = matchRoute(routes, request.method, path);
+      const route = matchRoute(routes, { method: request.method, host, path }, caseInsensitive);
       if (!route) throw new GateError("access_denied", "no_matching_rule");
       entry.rule = route.name;
+      const { rule } = route;
 
       let identity: Identity | undefined;
       if (bearer) {
         const verified = await verifier.verify(bearer.token, verifyDeps(env, waitUntil(c)));
         entry.issuer = verified.issuer;
         entry.kid = safeKid(verified.kid);
-        identity = toIdentity(verified.issuer, verified.claims);
-      } else if (!route.rule.public) {
+        identity = toIdentity(issuers.get(verified.issuer)!, verified.claims);
+      } else if (rule.access === "token") {
         log({ event: "decision", outcome: "deny", status: 401, reason: "token_missing", ...entry, ms: now() - started });
         return errorResponse(challenge);
       }
-      if (!route.rule.public) requireScopes(identity!.scopes, route.rule.scopes);
 
-      const search = bearer?.source === "query" && config.forward.authorization === "strip" ? withoutToken(url) : url.search;
-      c.req.raw = forwardedRequest(request, route.rule.public ? undefined : identity, config, log);
-      c.set("portcullis", { path, search, rule: route.name, ...(identity ? { identity } : {}) });
-      log({
-        event: "decision",
-        outcome: identity ? "allow" : "allow_anonymous",
-        ...entry,
-        ms: now() - started,
-      });
+      const refusal = authorize(rule, identity);
+      if (refusal) {
+        // Report-only relaxes a rule's requirements, never authentication: the token was verified above.
+        const reportOnly = rule.access === "token" && identity && (rule.report_only || issuers.get(identity.issuer)!.report_only);
+        if (!reportOnly) throw refusal;
+        entry.report_only = true;
+        entry.would = { status: refusal.status, reason: refusal.reason };
+      }
+
+      const forwardedSearch = bearer?.source === "query" && config.forward.authorization === "strip" ? withoutToken(url) : search;
+      const withIdentity = rule.access === "token" || rule.access === "optional" ? identity : undefined;
+      c.req.raw = forwardedRequest(request, withIdentity, config, log);
+      c.set("portcullis", { path, search: forwardedSearch, rule: route.name, ...(identity ? { identity } : {}) });
+      log({ event: "decision", outcome: identity ? "allow" : "allow_anonymous", ...entry, ms: now() - started });
     } catch (error) {
       if (!(error instanceof GateError)) {
         // Unexpected failures are refused too: a bug must never open the gate.
@@ -160,15 +187,22 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   };
 }
 
-function toIdentity(issuer: string, claims: JWTPayload): Identity {
+function toIdentity(issuer: IssuerConfig, claims: JWTPayload): Identity {
   const clientId = typeof claims.client_id === "string" ? claims.client_id : typeof claims.azp === "string" ? claims.azp : undefined;
   return {
-    issuer,
+    issuer: issuer.issuer,
     subject: typeof claims.sub === "string" ? claims.sub : undefined,
     clientId,
-    scopes: grantedScopes(claims),
+    scopes: grantedScopes(claims, issuer.scopes_from),
     claims,
   };
+}
+
+/** The method a CORS preflight asks about, when preflights are forwarded without a token. */
+function corsPreflightMethod(request: Request, mode: "forward" | "authorize"): string | undefined {
+  if (mode !== "forward" || request.method !== "OPTIONS" || !request.headers.has("origin")) return undefined;
+  const method = request.headers.get("access-control-request-method")?.trim().toUpperCase();
+  return method && /^[A-Z]+$/.test(method) ? method : undefined;
 }
 
 /** The request as the next handler sees it: identity namespace cleared, verified claims set. */

@@ -95,7 +95,7 @@ export function baseConfig(fixture: Fixture, overrides: Partial<PortcullisConfig
     realm: "test-api",
     issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: fixture.jwksUri, algorithms: ["RS256", "ES256", "PS256", "EdDSA"] }],
     routes: [
-      { path: "/public/**", public: true },
+      { path: "/public/**", access: "public" },
       { path: "/items/**", methods: ["GET"], scopes: ["items:read"] },
       { path: "/items/**", methods: ["POST", "DELETE"], scopes: ["items:write"] },
       { path: "/admin/**", scopes: ["admin"] },

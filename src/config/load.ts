@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { compileRoutes, RoutePatternError } from "../policy/routes";
+import { compileRoutes, findAmbiguities, RoutePatternError } from "../policy/routes";
 import { ConfigSchema, HMAC_ALGORITHMS, isAllowedUrl, type ResolvedConfig } from "./schema";
 
 /** One configuration problem, named by its dotted field path. */
@@ -84,15 +84,28 @@ function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
     }
   }
   config.routes.forEach((route, i) => {
-    if (route.public && route.scopes.length) {
-      issues.push({ field: `routes.${i}.scopes`, message: "cannot be required on a public route" });
+    if (route.access !== "token") {
+      for (const field of ["scopes", "scopes_any", "claims"] as const) {
+        if (route[field].length) issues.push({ field: `routes.${i}.${field}`, message: `applies only to access = "token" rules` });
+      }
+      if (route.report_only) issues.push({ field: `routes.${i}.report_only`, message: `applies only to access = "token" rules` });
     }
+    route.claims.forEach((condition, j) => {
+      const operators = [condition.equals, condition.one_of, condition.contains].filter((op) => op !== undefined).length;
+      if (operators !== 1) issues.push({ field: `routes.${i}.claims.${j}`, message: "must have exactly one of equals, one_of, contains" });
+    });
   });
   try {
-    compileRoutes(config.routes);
+    const compiled = compileRoutes(config.routes, { caseInsensitive: config.paths.case_insensitive });
+    for (const [first, second] of findAmbiguities(compiled)) {
+      issues.push({
+        field: `routes.${second.index}`,
+        message: `can match the same requests as routes.${first.index} with equal precedence; make one more specific or merge them`,
+      });
+    }
   } catch (error) {
     if (!(error instanceof RoutePatternError)) throw error;
-    issues.push({ field: `routes.${error.index}.path`, message: error.message });
+    issues.push({ field: `routes.${error.index}.${error.field}`, message: error.message });
   }
   return issues;
 }

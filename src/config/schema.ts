@@ -36,6 +36,27 @@ const bounded = (min: number, max: number, fallback: number) =>
   v.optional(v.pipe(v.number(), v.integer("must be a whole number"), v.minValue(min), v.maxValue(max)), fallback);
 const headerName = v.pipe(v.string(), v.regex(/^[a-z0-9-]+$/, "must be a lower-case header name (a-z, 0-9, -)"));
 
+const claimPath = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_:$-]+(\.[A-Za-z0-9_:$-]+)*$/, "must be a dotted claim path"));
+const claimValue = v.union([v.string(), v.number(), v.boolean()], "must be a string, number or boolean");
+
+/** A condition on a verified claim; exactly one operator. */
+const ClaimConditionSchema = v.strictObject({
+  claim: claimPath,
+  /** The claim equals this value. */
+  equals: v.optional(claimValue),
+  /** The claim equals one of these values. */
+  one_of: v.optional(v.pipe(v.array(claimValue), v.minLength(1))),
+  /** The claim is an array containing this value, or a space-delimited string containing it as a whole word. */
+  contains: v.optional(claimValue),
+});
+
+const ScopeSourceSchema = v.strictObject({
+  /** Dotted claim path holding a space-delimited string or an array of strings. */
+  claim: claimPath,
+  /** Prepended to every value from this claim (e.g. "role:" for realm_access.roles). */
+  prefix: v.optional(v.pipe(v.string(), v.regex(/^[\x21\x23-\x5b\x5d-\x7e]*$/, "must be scope-token characters")), ""),
+});
+
 /** How keys are fetched, cached and refreshed (README "Key sets"). Times are in seconds unless named _ms. */
 const JwksSchema = v.strictObject({
   /** Abort a JWKS or discovery fetch after this many milliseconds. */
@@ -77,10 +98,16 @@ const IssuerSchema = v.strictObject({
   /** Name of a `wrangler secret` holding the HMAC key; required when `algorithms` lists HS*. */
   hmac_secret: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"))),
   jwks: v.optional(JwksSchema, {}),
+  /** Where granted scopes come from; values from all sources are merged. */
+  scopes_from: v.optional(v.pipe(v.array(ScopeSourceSchema), v.minLength(1)), [{ claim: "scope" }, { claim: "scp" }]),
+  /** Authorization failures of this issuer's tokens are logged, not enforced (the token must still be valid). */
+  report_only: v.optional(v.boolean(), false),
 });
 
+export const ACCESS = ["token", "optional", "public", "deny"] as const;
+
 const RouteSchema = v.strictObject({
-  /** Shown in logs and `explain`; defaults to `METHODS path`. */
+  /** Shown in logs and `explain`; defaults to `METHODS [host]path`. */
   name: v.optional(v.pipe(v.string(), v.minLength(1), printable)),
   methods: v.optional(
     v.pipe(
@@ -90,10 +117,38 @@ const RouteSchema = v.strictObject({
     ["*"],
   ),
   path: v.pipe(v.string(), v.startsWith("/", "must start with /")),
-  /** No token needed; a presented token is still verified and a bad one is refused. */
-  public: v.optional(v.boolean(), false),
+  /** Only requests for this host (compared normalized: lower case, no trailing dot, no default port). */
+  host: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9.-]+\.?(:[0-9]{1,5})?$/, "must be a host name, optionally with a port"))),
+  /**
+   * `token` (default): a valid token meeting the requirements below. `optional`: anonymous allowed, a valid
+   * token adds identity headers, an invalid one is refused. `public`: no token needed (a presented one is
+   * still verified) and no identity headers. `deny`: always refused.
+   */
+  access: v.optional(v.picklist(ACCESS, "must be token, optional, public or deny"), "token"),
   /** All of these scopes are required. */
   scopes: v.optional(v.array(scopeToken), []),
+  /** At least one of these scopes is required. */
+  scopes_any: v.optional(v.array(scopeToken), []),
+  /** Every condition must hold on the verified claims. */
+  claims: v.optional(v.array(ClaimConditionSchema), []),
+  /** Decide and log, but forward even when the requirements above are not met (the token must still be valid). */
+  report_only: v.optional(v.boolean(), false),
+});
+
+const PathsSchema = v.strictObject({
+  /** `;` in a path: `reject` (400, default) or `allow` (a literal character, matched and forwarded as is). */
+  semicolons: v.optional(v.picklist(["reject", "allow"], "must be reject or allow"), "reject"),
+  /** Empty segments (`//`): `reject` (400, default) or `merge` (collapsed, and the merged path is forwarded). */
+  empty_segments: v.optional(v.picklist(["reject", "merge"], "must be reject or merge"), "reject"),
+  /** Match literal segments case-insensitively (for case-insensitive origins); the path is forwarded as is. */
+  case_insensitive: v.optional(v.boolean(), false),
+});
+
+const MethodsSchema = v.strictObject({
+  /** X-HTTP-Method-Override and similar: `strip` (default) or `reject` (400). */
+  override_headers: v.optional(v.picklist(["strip", "reject"], "must be strip or reject"), "strip"),
+  /** CORS preflights (OPTIONS with Origin and Access-Control-Request-Method): `forward` without a token (default) or `authorize` like any request. */
+  cors_preflight: v.optional(v.picklist(["forward", "authorize"], "must be forward or authorize"), "forward"),
 });
 
 const ForwardSchema = v.strictObject({
@@ -102,7 +157,7 @@ const ForwardSchema = v.strictObject({
   /** Header namespace for verified claims; every client header in it is removed on every path. */
   header_prefix: v.optional(v.pipe(headerName, v.endsWith("-", "must end with -")), "x-auth-"),
   /** Extra claim headers: header name (inside `header_prefix`) -> dotted claim path. */
-  claim_headers: v.optional(v.record(headerName, v.pipe(v.string(), v.regex(/^[A-Za-z0-9_:$-]+(\.[A-Za-z0-9_:$-]+)*$/, "must be a dotted claim path"))), {}),
+  claim_headers: v.optional(v.record(headerName, claimPath), {}),
   /** Longest claim header value, in bytes; longer values are dropped (and logged by name). */
   max_header_bytes: bounded(64, 8_192, 1_024),
   /** Milliseconds to wait for the origin's response headers before answering 504. */
@@ -134,6 +189,8 @@ export const ConfigSchema = v.strictObject({
   issuers: v.pipe(v.array(IssuerSchema), v.minLength(1, "must list at least one issuer")),
   routes: v.pipe(v.array(RouteSchema), v.minLength(1, "must list at least one route")),
   forward: v.optional(ForwardSchema, {}),
+  paths: v.optional(PathsSchema, {}),
+  methods: v.optional(MethodsSchema, {}),
   /** Name of the Workers KV binding that shares JWKS across isolates; absent binding = memory only. */
   kv_binding: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name")), "PORTCULLIS_KV"),
 });

@@ -12,10 +12,16 @@ import type { JWTPayload } from "jose";
  */
 const REROUTING = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
 
+const fold = (name: string) => name.toLowerCase().replace(/_/g, "-");
+
+export function hasMethodOverride(headers: Headers): boolean {
+  return [...headers.keys()].some((name) => REROUTING.slice(0, 3).includes(fold(name)));
+}
+
 export function stripControlledHeaders(headers: Headers, prefix: string): void {
   const names = [...headers.keys()];
   for (const name of names) {
-    const folded = name.toLowerCase().replace(/_/g, "-");
+    const folded = fold(name);
     if (folded.startsWith(prefix) || REROUTING.includes(folded)) headers.delete(name);
   }
 }

@@ -8,17 +8,24 @@ import { invalidRequest } from "../errors/errors";
  * Rules (RFC 3986 6.2.2): percent-encoded unreserved characters are decoded once, other escapes get
  * upper-case hex; remaining dot segments are removed (5.2.4). Anything still ambiguous between this
  * gate and an origin is refused with 400 rather than guessed: an encoded `/`, `\`, NUL or `%` (double
- * encoding), a segment that decodes to `.`/`..`, `;` path parameters (Tomcat/Spring `..;`), and empty
- * segments (`//`).
+ * encoding), a segment that decodes to `.`/`..`, `;` path parameters (Tomcat/Spring `..;`) unless
+ * allowed, and empty segments (`//`) unless merging is configured.
  */
 
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 /** Escapes whose decoded meaning differs between servers. */
 const AMBIGUOUS_ESCAPES = new Set(["%2F", "%5C", "%00", "%25"]);
 
-export function canonicalPath(pathname: string): string {
+export interface PathOptions {
+  semicolons: "reject" | "allow";
+  emptySegments: "reject" | "merge";
+}
+
+const STRICT: PathOptions = { semicolons: "reject", emptySegments: "reject" };
+
+export function canonicalPath(pathname: string, options: PathOptions = STRICT): string {
   if (!pathname.startsWith("/")) throw invalidRequest("path_not_absolute");
-  if (pathname.includes(";")) throw invalidRequest("path_parameters");
+  if (options.semicolons === "reject" && pathname.includes(";")) throw invalidRequest("path_parameters");
   const decoded = pathname.replace(/%([0-9A-Fa-f]{2})|%/g, (escape: string, hex: string | undefined) => {
     if (hex === undefined) throw invalidRequest("path_bad_escape");
     const upper = `%${hex.toUpperCase()}`;
@@ -34,7 +41,10 @@ export function canonicalPath(pathname: string): string {
       // A dot segment that survived URL parsing was percent-encoded: refuse instead of resolving it.
       throw invalidRequest("path_dot_segment");
     }
-    if (segment === "" && !last) throw invalidRequest("path_empty_segment");
+    if (segment === "" && !last) {
+      if (options.emptySegments === "reject") throw invalidRequest("path_empty_segment");
+      return; // merged: `//` becomes `/`, and that merged path is the one forwarded
+    }
     output.push(segment);
   });
   return `/${output.join("/")}`;

@@ -1,15 +1,19 @@
 import type { RouteConfig } from "../config/schema";
 
 /**
- * Route rules: method list + path pattern -> requirement. Pattern segments are literals, `:name` or `*`
- * (exactly one segment), or a final `**` (the rest of the path, possibly empty). The most specific rule
- * wins, compared segment by segment: literal beats `:param`/`*`, which beat `**`; then the longer pattern;
- * then an explicit method beats `*`. Unmatched requests are denied by the caller.
+ * Route rules: host + method list + path pattern -> requirement. Pattern segments are literals, `:name` or
+ * `*` (exactly one non-empty segment), or a final `**` (the rest of the path, possibly empty).
+ *
+ * Precedence, first difference wins: a rule with a `host` beats one without; then segment by segment, a
+ * literal beats `:param`/`*`, which beat `**`; then the longer pattern; then a rule naming methods beats
+ * one with `*`. Two rules that could match one request and tie on all of that are a configuration error
+ * (`findAmbiguities`), so the order of rules in the file never decides. Unmatched requests are denied.
  */
 
 export class RoutePatternError extends Error {
   constructor(
     readonly index: number,
+    readonly field: "path" | "host" | "methods",
     message: string,
   ) {
     super(message);
@@ -23,48 +27,71 @@ export interface CompiledRoute {
   index: number;
   name: string;
   methods: ReadonlySet<string> | "any";
+  host: string | undefined;
   segments: Segment[];
   rule: RouteConfig;
 }
 
-const RANK = { literal: 0, one: 1, rest: 2 } as const;
-const PCHAR = /^(?!:)([A-Za-z0-9\-._~!$&'()+,=@:]|%[0-9A-F]{2})+$/;
+export interface RouteRequest {
+  method: string;
+  /** Normalized with `normalizeHost`. */
+  host: string;
+  /** Canonical path. */
+  path: string;
+}
 
-export function compileRoutes(routes: readonly RouteConfig[]): CompiledRoute[] {
+const RANK = { literal: 0, one: 1, rest: 2 } as const;
+const PCHAR = /^(?!:)([A-Za-z0-9\-._~!$&'()+,;=@:]|%[0-9A-F]{2})+$/;
+
+/** Lower case, no trailing dot, no default port: `API.Example.com.:443` -> `api.example.com`. */
+export function normalizeHost(host: string, protocol = "https:"): string {
+  const match = /^(.*?)(?::(\d+))?$/.exec(host.toLowerCase())!;
+  const name = match[1]!.replace(/\.$/, "");
+  const port = match[2];
+  const defaultPort = protocol === "http:" ? "80" : "443";
+  return port && port !== defaultPort ? `${name}:${port}` : name;
+}
+
+export function compileRoutes(routes: readonly RouteConfig[], options: { caseInsensitive?: boolean } = {}): CompiledRoute[] {
   const compiled = routes.map((rule, index) => ({
     index,
-    name: rule.name ?? `${rule.methods.join(",")} ${rule.path}`,
+    name: rule.name ?? `${rule.methods.join(",")} ${rule.host ?? ""}${rule.path}`,
     methods: rule.methods.includes("*") ? ("any" as const) : new Set(rule.methods),
-    segments: compilePattern(rule.path, index),
+    host: rule.host === undefined ? undefined : normalizeHost(rule.host),
+    segments: compilePattern(rule.path, index, options.caseInsensitive ?? false),
     rule,
   }));
   return compiled.sort(bySpecificity);
 }
 
-function compilePattern(path: string, index: number): Segment[] {
+function compilePattern(path: string, index: number, caseInsensitive: boolean): Segment[] {
   if (path === "/") return [{ kind: "literal", value: "" }];
   const parts = path.slice(1).split("/");
   return parts.map((part, i): Segment => {
     if (part === "**") {
-      if (i !== parts.length - 1) throw new RoutePatternError(index, "** is allowed only as the last segment");
+      if (i !== parts.length - 1) throw new RoutePatternError(index, "path", "** is allowed only as the last segment");
       return { kind: "rest" };
     }
     if (part === "*" || /^:[A-Za-z_][A-Za-z0-9_]*$/.test(part)) return { kind: "one" };
     if (part === "" && i === parts.length - 1) return { kind: "literal", value: "" };
     if (!PCHAR.test(part) || part === "." || part === "..") {
-      throw new RoutePatternError(index, `segment ${i + 1} is not a canonical path segment`);
+      throw new RoutePatternError(index, "path", `segment ${i + 1} is not a canonical path segment`);
     }
-    return { kind: "literal", value: part };
+    return { kind: "literal", value: caseInsensitive ? part.toLowerCase() : part };
   });
 }
 
+/** Everything precedence looks at except the method, as a comparable key. */
+function shapeOf(route: CompiledRoute): string {
+  return `${route.host ?? ""}|${route.segments.map((s) => (s.kind === "literal" ? `L${s.value}` : s.kind === "one" ? "*" : "**")).join("/")}`;
+}
+
 function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
-  const length = Math.max(a.segments.length, b.segments.length);
+  if ((a.host === undefined) !== (b.host === undefined)) return a.host === undefined ? 1 : -1;
+  const length = Math.min(a.segments.length, b.segments.length);
   for (let i = 0; i < length; i++) {
-    const x = a.segments[i];
-    const y = b.segments[i];
-    if (!x || !y) break;
-    if (RANK[x.kind] !== RANK[y.kind]) return RANK[x.kind] - RANK[y.kind];
+    const rank = RANK[a.segments[i]!.kind] - RANK[b.segments[i]!.kind];
+    if (rank !== 0) return rank;
   }
   if (a.segments.length !== b.segments.length) return b.segments.length - a.segments.length;
   if ((a.methods === "any") !== (b.methods === "any")) return a.methods === "any" ? 1 : -1;
@@ -72,18 +99,54 @@ function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
 }
 
 /**
- * Origins answer HEAD with their GET handlers, so a GET rule covers HEAD; a rule listing HEAD itself
- * takes precedence only by the usual specificity order.
+ * Pairs of rules that could match the same request with equal precedence: same host, the same pattern
+ * (parameter names aside) and overlapping methods (`*` overlaps every list; `GET` covers `HEAD`).
  */
-function methodMatches(route: CompiledRoute, method: string): boolean {
-  if (route.methods === "any") return true;
-  return route.methods.has(method) || (method === "HEAD" && route.methods.has("GET"));
+export function findAmbiguities(routes: readonly CompiledRoute[]): [CompiledRoute, CompiledRoute][] {
+  const pairs: [CompiledRoute, CompiledRoute][] = [];
+  for (let i = 0; i < routes.length; i++) {
+    for (let j = i + 1; j < routes.length; j++) {
+      const a = routes[i]!;
+      const b = routes[j]!;
+      if (shapeOf(a) !== shapeOf(b) || (a.methods === "any") !== (b.methods === "any")) continue;
+      if (a.methods === "any" || b.methods === "any" || [...withHead(a.methods)].some((m) => withHead(b.methods as ReadonlySet<string>).has(m))) {
+        // A HEAD rule beside a GET rule is the documented way to treat HEAD apart: not ambiguous.
+        const explicitHeadSplit = a.methods !== "any" && b.methods !== "any" && onlyHeadOverlap(a.methods, b.methods);
+        if (!explicitHeadSplit) pairs.push(a.index < b.index ? [a, b] : [b, a]);
+      }
+    }
+  }
+  return pairs;
 }
 
-/** The most specific rule for this method and canonical path, or undefined (the caller denies). */
-export function matchRoute(routes: readonly CompiledRoute[], method: string, path: string): CompiledRoute | undefined {
+const withHead = (methods: ReadonlySet<string>) => (methods.has("GET") ? new Set([...methods, "HEAD"]) : methods);
+function onlyHeadOverlap(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  const direct = [...a].filter((m) => b.has(m));
+  return direct.length === 0 && (a.has("HEAD") || b.has("HEAD"));
+}
+
+/**
+ * The most specific rule for the request, or undefined (the caller denies). HEAD is covered by GET rules
+ * (origins answer HEAD with their GET handlers) unless an equally specific rule lists HEAD itself.
+ */
+export function matchRoute(routes: readonly CompiledRoute[], request: RouteRequest, caseInsensitive = false): CompiledRoute | undefined {
+  const path = caseInsensitive ? request.path.toLowerCase() : request.path;
   const parts = path === "/" ? [""] : path.slice(1).split("/");
-  return routes.find((route) => methodMatches(route, method) && pathMatches(route.segments, parts));
+  let viaGet: CompiledRoute | undefined;
+  for (const route of routes) {
+    if (route.host !== undefined && route.host !== request.host) continue;
+    if (!pathMatches(route.segments, parts)) continue;
+    const direct = route.methods === "any" || route.methods.has(request.method);
+    if (viaGet) {
+      // A GET rule matched a HEAD request; only an explicit HEAD rule of the same shape outranks it.
+      if (shapeOf(route) !== shapeOf(viaGet)) return viaGet;
+      if (direct && route.methods !== "any") return route;
+      continue;
+    }
+    if (direct) return route;
+    if (request.method === "HEAD" && route.methods !== "any" && route.methods.has("GET")) viaGet = route;
+  }
+  return viaGet;
 }
 
 function pathMatches(segments: readonly Segment[], parts: readonly string[]): boolean {

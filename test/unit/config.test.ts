@@ -31,7 +31,10 @@ describe("configuration", () => {
       refetch_cooldown: 30,
       max_backoff: 600,
     });
-    expect(config.routes[0]).toMatchObject({ methods: ["*"], public: false, scopes: ["read"] });
+    expect(config.routes[0]).toEqual({ path: "/v1/**", methods: ["*"], access: "token", scopes: ["read"], scopes_any: [], claims: [], report_only: false });
+    expect(config.issuers[0]).toMatchObject({ scopes_from: [{ claim: "scope", prefix: "" }, { claim: "scp", prefix: "" }], report_only: false });
+    expect(config.paths).toEqual({ semicolons: "reject", empty_segments: "reject", case_insensitive: false });
+    expect(config.methods).toEqual({ override_headers: "strip", cors_preflight: "forward" });
     expect(config.forward).toEqual({ authorization: "strip", header_prefix: "x-auth-", claim_headers: {}, max_header_bytes: 1024, timeout_ms: 30000 });
     expect(config.kv_binding).toBe("PORTCULLIS_KV");
   });
@@ -69,13 +72,28 @@ describe("configuration", () => {
   it("rejects duplicate issuers, claim headers outside the prefix, and public routes with scopes", () => {
     const issues = issuesOf({
       issuers: [minimal.issuers[0], minimal.issuers[0]],
-      routes: [{ path: "/a", public: true, scopes: ["x"] }],
+      routes: [{ path: "/a", access: "public", scopes: ["x"] }],
       forward: { claim_headers: { "x-user": "sub", "x-auth-sub": "sub" } },
     });
     expect(issues["issuers.1.issuer"]).toMatch(/twice/);
-    expect(issues["routes.0.scopes"]).toMatch(/public/);
+    expect(issues["routes.0.scopes"]).toMatch(/access = "token"/);
     expect(issues["forward.claim_headers.x-user"]).toMatch(/header prefix/);
     expect(issues["forward.claim_headers.x-auth-sub"]).toMatch(/built-in/);
+  });
+
+  it("rejects claim conditions without exactly one operator, and report_only outside token rules", () => {
+    const issues = issuesOf({
+      ...minimal,
+      routes: [
+        { path: "/a", claims: [{ claim: "tid" }, { claim: "tid", equals: "x", one_of: ["y"] }] },
+        { path: "/b", access: "optional", report_only: true },
+      ],
+    });
+    expect(issues["routes.0.claims.0"]).toMatch(/exactly one/);
+    expect(issues["routes.0.claims.1"]).toMatch(/exactly one/);
+    expect(issues["routes.1.report_only"]).toMatch(/access = "token"/);
+    // Field-level errors are reported first; cross-field rules run on a configuration that parses.
+    expect(issuesOf({ ...minimal, routes: [{ path: "/c", access: "bogus" }] })["routes.0.access"]).toMatch(/token, optional, public or deny/);
   });
 
   it("rejects route patterns that are not canonical or put ** anywhere but last", () => {

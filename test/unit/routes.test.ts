@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import type { PortcullisConfig } from "../../src/config/schema";
+import { issuesFor, routeConfigs } from "./rules";
+import { compileRoutes, findAmbiguities, matchRoute, normalizeHost } from "../../src/policy/routes";
+
+describe("route precedence", () => {
+  const routes = compileRoutes(
+    routeConfigs([
+      { path: "/v1/**", scopes: ["any"] },
+      { path: "/v1/users/:id", methods: ["GET"], scopes: ["users:read"] },
+      { path: "/v1/users/me", methods: ["GET"], scopes: ["self"] },
+      { path: "/v1/users/*/posts", methods: ["GET", "POST"], scopes: ["posts"] },
+      { path: "/v1/users/:id", methods: ["HEAD"], scopes: ["users:head"] },
+      { path: "/", methods: ["GET"], access: "public" },
+      { path: "/v1/**", host: "admin.example.com", scopes: ["admin-host"] },
+    ]),
+  );
+  const scopes = (method: string, path: string, host = "api.example.com") => matchRoute(routes, { method, host, path })?.rule.scopes[0];
+
+  it("literal beats parameter beats rest; explicit methods beat *", () => {
+    expect(scopes("GET", "/v1/users/me")).toBe("self");
+    expect(scopes("GET", "/v1/users/7")).toBe("users:read");
+    expect(scopes("DELETE", "/v1/users/7")).toBe("any");
+    expect(scopes("POST", "/v1/users/7/posts")).toBe("posts");
+    expect(scopes("GET", "/v1")).toBe("any");
+    expect(scopes("GET", "/v1/")).toBe("any");
+    expect(matchRoute(routes, { method: "GET", host: "x", path: "/" })?.rule.access).toBe("public");
+  });
+
+  it("HEAD uses the GET rule unless an equally specific HEAD rule exists", () => {
+    expect(scopes("HEAD", "/v1/users/me")).toBe("self");
+    expect(scopes("HEAD", "/v1/users/7")).toBe("users:head");
+    expect(scopes("HEAD", "/v1/other")).toBe("any");
+  });
+
+  it("parameters never match empty segments; no match is undefined", () => {
+    expect(scopes("GET", "/v1/users/")).toBe("any");
+    expect(matchRoute(routes, { method: "GET", host: "x", path: "/v2" })).toBeUndefined();
+    expect(matchRoute(routes, { method: "POST", host: "x", path: "/" })).toBeUndefined();
+  });
+
+  it("T-E4 host rules match the normalized host and beat host-less rules", () => {
+    expect(scopes("GET", "/v1/anything", "admin.example.com")).toBe("admin-host");
+    for (const raw of ["ADMIN.EXAMPLE.COM.", "admin.example.com:443", "Admin.Example.Com.:443"]) {
+      expect(scopes("GET", "/v1/anything", normalizeHost(raw, "https:"))).toBe("admin-host");
+    }
+    expect(normalizeHost("api.example.com:8443")).toBe("api.example.com:8443");
+    expect(normalizeHost("api.example.com:80", "http:")).toBe("api.example.com");
+    expect(normalizeHost("api.example.com:80", "https:")).toBe("api.example.com:80");
+    expect(scopes("GET", "/v1/anything", "admin.example.com:8443")).toBe("any");
+  });
+
+  it("case-insensitive matching, when configured, folds literal segments only for matching", () => {
+    const folded = compileRoutes(routeConfigs([{ path: "/Admin/**", scopes: ["admin"] }]), { caseInsensitive: true });
+    expect(matchRoute(folded, { method: "GET", host: "x", path: "/ADMIN/x" }, true)?.rule.scopes).toEqual(["admin"]);
+    expect(matchRoute(folded, { method: "GET", host: "x", path: "/admin" }, true)?.rule.scopes).toEqual(["admin"]);
+  });
+});
+
+describe("ambiguous rules are configuration errors", () => {
+  it.each([
+    ["same pattern, same method", [{ path: "/a/:id", methods: ["GET"] }, { path: "/a/*", methods: ["GET"] }]],
+    ["same pattern, overlapping methods", [{ path: "/a", methods: ["GET", "POST"] }, { path: "/a", methods: ["POST"] }]],
+    ["both any method", [{ path: "/a/**" }, { path: "/a/**", access: "public" as const }]],
+    ["same host", [{ path: "/a", host: "x.test" }, { path: "/a", host: "X.TEST." }]],
+    ["GET and an explicit GET,HEAD", [{ path: "/a", methods: ["GET"] }, { path: "/a", methods: ["HEAD", "GET"] }]],
+  ])("%s", (_label, routes) => {
+    const issues = issuesFor(routes as PortcullisConfig["routes"]);
+    expect(issues).toEqual([expect.stringMatching(/^routes\.1: can match the same requests as routes\.0/)]);
+  });
+
+  it.each([
+    ["different methods", [{ path: "/a", methods: ["GET"] }, { path: "/a", methods: ["POST"] }]],
+    ["explicit beats any", [{ path: "/a" }, { path: "/a", methods: ["GET"] }]],
+    ["HEAD rule beside GET rule", [{ path: "/a", methods: ["GET"] }, { path: "/a", methods: ["HEAD"] }]],
+    ["different hosts", [{ path: "/a", host: "x.test" }, { path: "/a", host: "y.test" }]],
+    ["host vs none", [{ path: "/a", host: "x.test" }, { path: "/a" }]],
+    ["different shapes", [{ path: "/a/:x" }, { path: "/:y/b" }]],
+  ])("not ambiguous: %s", (_label, routes) => {
+    expect(issuesFor(routes as PortcullisConfig["routes"])).toEqual([]);
+  });
+
+  it("findAmbiguities reports each pair once", () => {
+    const compiled = compileRoutes(routeConfigs([{ path: "/a" }, { path: "/b" }]));
+    expect(findAmbiguities(compiled)).toEqual([]);
+  });
+});
