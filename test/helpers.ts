@@ -134,7 +134,8 @@ export function makeGate(
       const id = crypto.randomUUID();
       headers.set("x-test-request", id);
       const ctx = createExecutionContext();
-      const response = await app.fetch(new Request(`https://api.test${path}`, { ...init, headers }), { ...env, ...options.env }, ctx);
+      const url = /^https?:\/\//.test(path) ? path : `https://api.test${path}`;
+      const response = await app.fetch(new Request(url, { ...init, headers }), { ...env, ...options.env }, ctx);
       await waitOnExecutionContext(ctx);
       requestIds.set(response, id);
       return response;

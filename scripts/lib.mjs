@@ -1,0 +1,39 @@
+// Shared by the operator CLIs (check-config, explain): read wrangler.toml the way wrangler does, and load
+// src/ code (extensionless TypeScript imports, which Node cannot resolve) by bundling it with esbuild.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { build } from "esbuild";
+import { unstable_readConfig } from "wrangler";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** `[vars]` (or `[env.NAME.vars]`) of the wrangler config; `vars` are not inherited by envs, as in deploy. */
+export function readVars({ config, env }, fail) {
+  const configPath = resolve(config ?? join(ROOT, "wrangler.toml"));
+  try {
+    return unstable_readConfig({ config: configPath, env }, { hideWarnings: true }).vars ?? {};
+  } catch (error) {
+    fail(`${configPath}: ${error.message}`);
+  }
+}
+
+/** Bundles `contents` (TypeScript re-exports from src/) and imports the result. */
+export async function loadSource(contents, fail) {
+  const dir = await mkdtemp(join(tmpdir(), "portcullis-cli-"));
+  try {
+    const outfile = join(dir, "entry.mjs");
+    await build({
+      stdin: { contents, resolveDir: ROOT, loader: "ts" },
+      outfile,
+      bundle: true,
+      format: "esm",
+      platform: "node",
+      logLevel: "silent",
+    }).catch((error) => fail(`could not bundle src/: ${error.message}`));
+    return await import(pathToFileURL(outfile).href);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
