@@ -12,7 +12,7 @@ import { canonicalPath, type PathOptions } from "./policy/path";
 import { authorize } from "./policy/requirements";
 import { compileRoutes, matchRoute, normalizeHost } from "./policy/routes";
 import { grantedScopes } from "./policy/scopes";
-import { JwtVerifier } from "./validate/jwt";
+import { TokenValidator } from "./validate/token";
 
 /** What the gate decided, for the handlers after it (`c.get("portcullis")`). */
 export interface GateDecision {
@@ -82,7 +82,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const routes = compileRoutes(config.routes, { caseInsensitive });
   const pathOptions: PathOptions = { semicolons: config.paths.semicolons, emptySegments: config.paths.empty_segments };
   const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
-  const verifier = new JwtVerifier(config.issuers);
+  const validator = new TokenValidator(config.issuers);
   const now = options.now ?? Date.now;
   // Bound to the global: workerd refuses `fetch` called as a method of another object.
   const jwksFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
@@ -142,9 +142,10 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
 
       let identity: Identity | undefined;
       if (bearer) {
-        const verified = await verifier.verify(bearer.token, verifyDeps(env, waitUntil(c)));
+        const verified = await validator.validate(bearer.token, { introspect: rule.introspect }, verifyDeps(env, waitUntil(c)));
         entry.issuer = verified.issuer;
         entry.kid = safeKid(verified.kid);
+        entry.via = verified.via;
         identity = toIdentity(issuers.get(verified.issuer)!, verified.claims);
       } else if (rule.access === "token") {
         log({ event: "decision", outcome: "deny", status: 401, reason: "token_missing", ...entry, ms: now() - started });
@@ -180,7 +181,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   return {
     middleware,
     refreshKeys: async (env, schedule) => {
-      const results = await verifier.refreshScheduled(verifyDeps(env, schedule));
+      const results = await validator.jwt.refreshScheduled(verifyDeps(env, schedule));
       log({ event: "jwks_scheduled_refresh", results });
       return results;
     },

@@ -73,6 +73,20 @@ function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
       issues.push({ field: `${at}.jwks_uri`, message: "is required unless issuer is an https URL to discover it from" });
     }
   });
+  const opaque = config.issuers.map((issuer, i) => [issuer, i] as const).filter(([issuer]) => issuer.introspection?.opaque_tokens);
+  for (const [, i] of opaque.slice(1)) {
+    issues.push({ field: `issuers.${i}.introspection.opaque_tokens`, message: `only one issuer may take opaque tokens (issuers.${opaque[0]![1]} does): set it to false here` });
+  }
+  config.issuers.forEach((issuer, i) => {
+    if (issuer.introspection && !issuer.introspection.endpoint && !isAllowedUrl(issuer.issuer)) {
+      issues.push({ field: `issuers.${i}.introspection.endpoint`, message: "is required unless issuer is an https URL to discover it from" });
+    }
+  });
+  config.routes.forEach((route, i) => {
+    if (route.introspect && config.issuers.some((issuer) => !issuer.introspection)) {
+      issues.push({ field: `routes.${i}.introspect`, message: "needs introspection configured on every issuer" });
+    }
+  });
   const prefix = config.forward.header_prefix;
   const builtIn = new Set(["sub", "client-id", "scope", "issuer"].map((name) => prefix + name));
   for (const header of Object.keys(config.forward.claim_headers)) {

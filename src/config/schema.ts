@@ -57,6 +57,33 @@ const ScopeSourceSchema = v.strictObject({
   prefix: v.optional(v.pipe(v.string(), v.regex(/^[\x21\x23-\x5b\x5d-\x7e]*$/, "must be scope-token characters")), ""),
 });
 
+const bindingName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"));
+
+/** RFC 7662 token introspection for this issuer (README "Introspection"). */
+const IntrospectionSchema = v.strictObject({
+  /** The introspection endpoint; when absent, `introspection_endpoint` from the issuer's metadata. */
+  endpoint: v.optional(httpUrl),
+  /** Portcullis's own client at the authorization server. */
+  client_id: v.pipe(v.string(), v.minLength(1, "must not be empty")),
+  /** Name of the `wrangler secret` holding the client secret. */
+  client_secret: bindingName,
+  auth_method: v.optional(v.picklist(["client_secret_basic", "client_secret_post"], "must be client_secret_basic or client_secret_post"), "client_secret_basic"),
+  timeout_ms: bounded(100, 30_000, 5_000),
+  max_bytes: bounded(1_024, 1_048_576, 65_536),
+  /** Longest time an active result is reused (never past the token's `exp`). 0 = no cache. */
+  cache_ttl: bounded(0, 3_600, 60),
+  /** How long an inactive result is remembered. 0 (default) = not cached: a fresh token works at once. */
+  inactive_cache_ttl: bounded(0, 300, 0),
+  /** Also cache active results in Workers KV (shared by isolates; entries of at least 60 s only). */
+  kv_cache: v.optional(v.boolean(), false),
+  /** Tokens that are not JWTs are introspected here. At most one issuer may take them. */
+  opaque_tokens: v.optional(v.boolean(), true),
+  /** Also introspect this issuer's JWTs after local validation (a revocation check). */
+  jwts: v.optional(v.boolean(), false),
+  /** Refuse an active answer without `aud` (when true) instead of accepting it. */
+  require_audience: v.optional(v.boolean(), false),
+});
+
 /** How keys are fetched, cached and refreshed (README "Key sets"). Times are in seconds unless named _ms. */
 const JwksSchema = v.strictObject({
   /** Abort a JWKS or discovery fetch after this many milliseconds. */
@@ -86,7 +113,7 @@ const IssuerSchema = v.strictObject({
   /** The JWK Set URL; when absent it is discovered from RFC 8414 / OpenID Connect metadata of `issuer`. */
   jwks_uri: v.optional(httpUrl),
   /** Service binding to fetch JWKS and metadata through (an IdP Worker on the same account). */
-  jwks_service: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"))),
+  jwks_service: v.optional(bindingName),
   algorithms: v.optional(
     v.pipe(v.array(v.picklist([...ASYMMETRIC_ALGORITHMS, ...HMAC_ALGORITHMS], "is not a supported algorithm")), v.minLength(1)),
     ["RS256", "ES256"],
@@ -96,12 +123,13 @@ const IssuerSchema = v.strictObject({
   /** Seconds of clock skew tolerated for `exp`, `nbf` and `iat`. */
   clock_tolerance: bounded(0, 300, 30),
   /** Name of a `wrangler secret` holding the HMAC key; required when `algorithms` lists HS*. */
-  hmac_secret: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"))),
+  hmac_secret: v.optional(bindingName),
   jwks: v.optional(JwksSchema, {}),
   /** Where granted scopes come from; values from all sources are merged. */
   scopes_from: v.optional(v.pipe(v.array(ScopeSourceSchema), v.minLength(1)), [{ claim: "scope" }, { claim: "scp" }]),
   /** Authorization failures of this issuer's tokens are logged, not enforced (the token must still be valid). */
   report_only: v.optional(v.boolean(), false),
+  introspection: v.optional(IntrospectionSchema),
 });
 
 export const ACCESS = ["token", "optional", "public", "deny"] as const;
@@ -133,6 +161,8 @@ const RouteSchema = v.strictObject({
   claims: v.optional(v.array(ClaimConditionSchema), []),
   /** Decide and log, but forward even when the requirements above are not met (the token must still be valid). */
   report_only: v.optional(v.boolean(), false),
+  /** Introspect JWTs on this route too (a live revocation check); every issuer needs `introspection`. */
+  introspect: v.optional(v.boolean(), false),
 });
 
 const PathsSchema = v.strictObject({

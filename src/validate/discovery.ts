@@ -15,19 +15,27 @@ export function metadataUrls(issuer: string): string[] {
 }
 
 export interface Discovered {
-  jwksUri: string;
+  /** The endpoint the caller asked for (`jwks_uri`, `introspection_endpoint`). */
+  url: string;
   maxAge: number | undefined;
 }
 
-export async function discoverJwksUri(fetcher: Fetcher, issuer: string, limits: { timeoutMs: number; maxBytes: number }): Promise<Discovered> {
+/** Looks up `field` (an endpoint URL) in the issuer's authorization server metadata. */
+export async function discoverEndpoint(
+  fetcher: Fetcher,
+  issuer: string,
+  field: "jwks_uri" | "introspection_endpoint",
+  limits: { timeoutMs: number; maxBytes: number },
+): Promise<Discovered> {
   let lastReason = "no_metadata";
   for (const url of metadataUrls(issuer)) {
     try {
       const { body, maxAge } = await fetchJson(fetcher, url, limits);
-      const metadata = body as { issuer?: unknown; jwks_uri?: unknown } | null;
+      const metadata = body as Record<string, unknown> | null;
       if (metadata?.issuer !== issuer) throw new FetchJsonError("metadata_issuer_mismatch");
-      if (typeof metadata.jwks_uri !== "string" || !isAllowedUrl(metadata.jwks_uri)) throw new FetchJsonError("metadata_bad_jwks_uri");
-      return { jwksUri: metadata.jwks_uri, maxAge };
+      const endpoint = metadata[field];
+      if (typeof endpoint !== "string" || !isAllowedUrl(endpoint)) throw new FetchJsonError(`metadata_bad_${field}`);
+      return { url: endpoint, maxAge };
     } catch (error) {
       lastReason = error instanceof FetchJsonError ? error.reason : "network_error";
       // A mismatching or broken document is not retried at the other location: that would let either

@@ -19,13 +19,27 @@ export interface FetchedJson {
 
 export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
 
-export async function fetchJson(fetcher: Fetcher, url: string, limits: { timeoutMs: number; maxBytes: number }): Promise<FetchedJson> {
+export interface JsonRequest {
+  method: "POST";
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** GET (or the given POST) `url`, expecting a 200 JSON answer. Throws FetchJsonError with the reason. */
+export async function fetchJson(
+  fetcher: Fetcher,
+  url: string,
+  limits: { timeoutMs: number; maxBytes: number },
+  request?: JsonRequest,
+): Promise<FetchedJson> {
   let response: Response;
   try {
     response = await fetcher(url, {
       redirect: "manual",
       signal: AbortSignal.timeout(limits.timeoutMs),
-      headers: { accept: "application/json, application/jwk-set+json" },
+      method: request?.method ?? "GET",
+      headers: { accept: "application/json, application/jwk-set+json", ...request?.headers },
+      ...(request ? { body: request.body } : {}),
     });
   } catch (error) {
     throw new FetchJsonError(error instanceof Error && error.name === "TimeoutError" ? "timeout" : "network_error");

@@ -2,7 +2,7 @@ import type { JWK } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
 import type { LogFn } from "../log";
-import { discoverJwksUri } from "./discovery";
+import { discoverEndpoint } from "./discovery";
 import { FetchJsonError, fetchJson, type Fetcher } from "./fetch-json";
 import { toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 
@@ -200,8 +200,8 @@ export class KeySetCache {
       if (current && now < current.jwksUriExpiresAt) {
         ({ jwksUri, jwksUriExpiresAt } = current);
       } else {
-        const discovered = await discoverJwksUri(deps.fetch, this.issuer.issuer, limits);
-        jwksUri = discovered.jwksUri;
+        const discovered = await discoverEndpoint(deps.fetch, this.issuer.issuer, "jwks_uri", limits);
+        jwksUri = discovered.url;
         jwksUriExpiresAt = now + this.#lifetime(discovered.maxAge) * 1000;
         deps.log({ event: "jwks_discovered", issuer: this.issuer.issuer });
       }

@@ -70,3 +70,19 @@ export function checkHeader(header: ProtectedHeaderParameters, algorithms: reado
   if (header.kid !== undefined && (typeof header.kid !== "string" || header.kid.length > 256)) throw invalidToken("kid_invalid");
   return alg;
 }
+
+/**
+ * Is this token meant as a compact JWS (so it is validated as a JWT), or opaque (so it may be introspected)?
+ * Three canonical base64url segments whose header decodes to an object with an `alg`; five segments (JWE)
+ * also count, so that they are refused as JWTs rather than sent to an introspection endpoint.
+ */
+export function isJoseShaped(token: string): boolean {
+  const segments = token.split(".");
+  if (segments.length === 5) return true;
+  if (segments.length !== 3 || !isCanonicalBase64url(segments[0]!)) return false;
+  try {
+    return typeof decodeProtectedHeader(token).alg === "string";
+  } catch {
+    return false;
+  }
+}

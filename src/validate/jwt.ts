@@ -126,8 +126,8 @@ export class JwtVerifier {
   }
 }
 
-/** The key-set dependencies for one issuer: its fetches go through its `jwks_service` binding when set. */
-function keySetDeps(config: IssuerConfig, deps: VerifyDeps): KeySetDeps {
+/** The dependencies for one issuer's I/O: its fetches go through its `jwks_service` binding when set. */
+export function keySetDeps(config: IssuerConfig, deps: VerifyDeps): KeySetDeps {
   let fetcher: Fetcher = (url, init) => deps.fetch(url, init);
   if (config.jwks_service) {
     const service = deps.binding(config.jwks_service) as Fetcher | { fetch?: unknown } | undefined;

@@ -31,7 +31,7 @@ describe("configuration", () => {
       refetch_cooldown: 30,
       max_backoff: 600,
     });
-    expect(config.routes[0]).toEqual({ path: "/v1/**", methods: ["*"], access: "token", scopes: ["read"], scopes_any: [], claims: [], report_only: false });
+    expect(config.routes[0]).toEqual({ path: "/v1/**", methods: ["*"], access: "token", scopes: ["read"], scopes_any: [], claims: [], report_only: false, introspect: false });
     expect(config.issuers[0]).toMatchObject({ scopes_from: [{ claim: "scope", prefix: "" }, { claim: "scp", prefix: "" }], report_only: false });
     expect(config.paths).toEqual({ semicolons: "reject", empty_segments: "reject", case_insensitive: false });
     expect(config.methods).toEqual({ override_headers: "strip", cors_preflight: "forward" });
