@@ -37,7 +37,24 @@ export class Fixture {
     await (await fetch(`${this.issuerBase}/metadata/_set`, { method: "POST", body: JSON.stringify(metadata) })).arrayBuffer();
   }
 
-  async stats(): Promise<{ jwksFetches: number; metadataFetches: number; originRequests: OriginRecord[] }> {
+  /** Introspection answers by token (`default` for any other), as status + raw body. */
+  async serveIntrospection(answers: Record<string, { status?: number; body: unknown; delayMs?: number }>) {
+    const raw = Object.fromEntries(
+      Object.entries(answers).map(([token, a]) => [token, { status: a.status ?? 200, body: typeof a.body === "string" ? a.body : JSON.stringify(a.body), delayMs: a.delayMs }]),
+    );
+    await (await fetch(`${this.issuerBase}/introspection/_set`, { method: "POST", body: JSON.stringify(raw) })).arrayBuffer();
+  }
+
+  get introspectionEndpoint(): string {
+    return `${this.issuerBase}/introspect`;
+  }
+
+  async stats(): Promise<{
+    jwksFetches: number;
+    metadataFetches: number;
+    introspectionCalls: { authorization: string | null; form: Record<string, string> }[];
+    originRequests: OriginRecord[];
+  }> {
     return (await fetch(`${this.issuerBase}/_stats`)).json();
   }
 

@@ -97,14 +97,15 @@ export class Introspector {
       });
       throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });
     }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      deps.log({ event: "introspection_failed", issuer: this.issuer.issuer, reason: "not_an_object" });
+      throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });
+    }
     return this.#checkResponse(body, now);
   }
 
   /** RFC 7662 2.2: only a JSON object with boolean `active: true` is an active token. */
-  #checkResponse(body: unknown, now: number): JWTPayload {
-    if (typeof body !== "object" || body === null || Array.isArray(body)) {
-      throw new GateError("temporarily_unavailable", "introspection_not_an_object", { retryAfter: RETRY_AFTER });
-    }
+  #checkResponse(body: object, now: number): JWTPayload {
     const claims = body as JWTPayload & { active?: unknown; token_type?: unknown };
     if (claims.active !== true) throw invalidToken("token_inactive");
     for (const time of ["exp", "nbf", "iat"] as const) {

@@ -15,7 +15,14 @@ interface JwksBehaviour {
   delayMs: number;
 }
 
+interface IntrospectionBehaviour {
+  /** Answer per token; `default` for any other token. */
+  answers: Record<string, { status: number; body: string; delayMs?: number }>;
+  calls: { authorization: string | null; form: Record<string, string> }[];
+}
+
 interface Namespace {
+  introspection: IntrospectionBehaviour;
   /** RFC 8414 and OIDC metadata documents; null = 404. */
   metadata: { as: unknown; oidc: unknown };
   metadataFetches: number;
@@ -38,6 +45,7 @@ function space(ns: string): Namespace {
   let state = namespaces.get(ns);
   if (!state) {
     state = {
+      introspection: { answers: {}, calls: [] },
       metadata: { as: null, oidc: null },
       metadataFetches: 0,
       jwks: { status: 404, body: "", headers: {}, delayMs: 0 },
@@ -97,8 +105,27 @@ async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
     state.metadataFetches++;
     return state.metadata.oidc ? json(res, 200, state.metadata.oidc) : json(res, 404, { error: "not found" });
   }
+  if (action === "introspection/_set" && req.method === "POST") {
+    state.introspection.answers = JSON.parse((await readBody(req)).toString()) as IntrospectionBehaviour["answers"];
+    return json(res, 200, { ok: true });
+  }
+  if (action === "introspect" && req.method === "POST") {
+    const form = Object.fromEntries(new URLSearchParams((await readBody(req)).toString()));
+    // Recorded without the token itself: tests only need to see how the client authenticated.
+    const { token, ...rest } = form;
+    state.introspection.calls.push({ authorization: req.headers.authorization ?? null, form: { ...rest, token: token ? "(present)" : "" } });
+    const answer = state.introspection.answers[token ?? ""] ?? state.introspection.answers.default ?? { status: 200, body: '{"active":false}' };
+    if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+    res.writeHead(answer.status, { "content-type": "application/json" });
+    return res.end(answer.body);
+  }
   if (action === "_stats") {
-    return json(res, 200, { jwksFetches: state.jwksFetches, metadataFetches: state.metadataFetches, originRequests: state.originRequests });
+    return json(res, 200, {
+      jwksFetches: state.jwksFetches,
+      metadataFetches: state.metadataFetches,
+      introspectionCalls: state.introspection.calls,
+      originRequests: state.originRequests,
+    });
   }
   if (action === "jwks") {
     state.jwksFetches++;
