@@ -97,6 +97,7 @@ export class Introspector {
       });
       throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });
     }
+    deps.log({ event: "introspection", issuer: this.issuer.issuer, active: (body as { active?: unknown } | null)?.active === true });
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       deps.log({ event: "introspection_failed", issuer: this.issuer.issuer, reason: "not_an_object" });
       throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });

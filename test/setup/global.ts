@@ -1,5 +1,6 @@
 import { exportJWK, generateKeyPair } from "jose";
 import type { TestProject } from "vitest/node";
+import { startAuthorizationServer } from "./authorization-server";
 import { closedPortUrl, listen } from "./fixtures";
 import { loadJwsVectors } from "./vectors";
 
@@ -8,6 +9,7 @@ export default async function setup(project: TestProject) {
   const issuer = await listen("issuer");
   const origin = await listen("origin");
   const deadOrigin = await closedPortUrl();
+  const authorizationServer = await startAuthorizationServer();
 
   // The deployed-Worker tests (SELF) use a fixed namespace configured here, before the Worker starts.
   const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
@@ -19,9 +21,20 @@ export default async function setup(project: TestProject) {
   project.provide("deadOriginUrl", deadOrigin);
   project.provide("selfPrivateJwk", JSON.stringify({ ...(await exportJWK(privateKey)), kid: "self-1", alg: "ES256" }));
   project.provide("jwsVectors", await loadJwsVectors().then((vectors) => (vectors ? JSON.stringify(vectors) : null)));
+  project.provide(
+    "authorizationServer",
+    JSON.stringify({
+      issuer: authorizationServer.issuer,
+      tokenEndpoint: authorizationServer.tokenEndpoint,
+      introspectionEndpoint: authorizationServer.introspectionEndpoint,
+      revocationEndpoint: authorizationServer.revocationEndpoint,
+      clients: authorizationServer.clients,
+    }),
+  );
 
   return async () => {
     await Promise.all([issuer, origin].map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await authorizationServer.close();
   };
 }
 
@@ -33,5 +46,10 @@ declare module "vitest" {
     selfPrivateJwk: string;
     /** JSON of `JwsVectors` (test/setup/vectors.ts), or null when the shared vectors folder is absent. */
     jwsVectors: string | null;
+    /**
+     * JSON of the loopback oidc-provider (test/setup/authorization-server.ts): `{ issuer, tokenEndpoint,
+     * introspectionEndpoint, revocationEndpoint, clients: { api, gate, gatePost } }`, each client `{ id, secret }`.
+     */
+    authorizationServer: string;
   }
 }
