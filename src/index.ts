@@ -4,3 +4,5 @@ export { forwardToOrigin, type ForwardOptions } from "./forward/origin";
 export { parseConfig, formatIssues, type ConfigIssue, type ConfigResult } from "./config/load";
 export type { PortcullisConfig, ResolvedConfig, IssuerConfig, RouteConfig, Algorithm } from "./config/schema";
 export { GateError, type ErrorCode } from "./errors/errors";
+export { verifyAssertion, memoryReplayStore, AssertionError, type VerifyAssertionOptions, type VerifiedAssertion, type ReplayStore } from "./origin/verify-assertion";
+export { explain, type Explanation, type ExplainRequest } from "./policy/explain";

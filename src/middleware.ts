@@ -1,4 +1,6 @@
-import type { MiddlewareHandler } from "hono";
+import type { Handler, MiddlewareHandler } from "hono";
+import { keyRing } from "./forward/assertion";
+import { forwardToOrigin, type ForwardOptions } from "./forward/origin";
 import type { JWTPayload } from "jose";
 import { formatIssues, parseConfig } from "./config/load";
 import type { IssuerConfig, PortcullisConfig, ResolvedConfig } from "./config/schema";
@@ -22,7 +24,7 @@ export interface GateDecision {
   search: string;
   /** The matched rule's name. */
   rule: string;
-  /** Present when a token was verified (absent for anonymous requests to public routes). */
+  /** Present when identity headers were set: a verified token on a `token` or `optional` route. */
   identity?: Identity;
 }
 
@@ -71,6 +73,8 @@ export function portcullis(
 
 export interface Gate {
   middleware: MiddlewareHandler<{ Variables: PortcullisVariables }>;
+  /** The forwarding handler for this configuration; `origin` = ORIGIN_URL, undefined = route mode. */
+  forwarder: (origin: URL | undefined, options?: Omit<ForwardOptions, "origin" | "forward">) => Handler<{ Variables: PortcullisVariables }>;
   /** Refreshes each issuer's keys that are past half their life into KV (for a cron trigger). */
   refreshKeys: (env: Env, waitUntil: (promise: Promise<unknown>) => void) => Promise<Record<string, string>>;
 }
@@ -108,6 +112,13 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
     const env = c.env as Env;
     const entry: Record<string, unknown> = { method: request.method };
     try {
+      const assertion = config.forward.assertion;
+      if (assertion && url.pathname === assertion.jwks_path && (request.method === "GET" || request.method === "HEAD")) {
+        // The origin's verifier fetches the assertion keys here: public, cacheable, no route rule needed.
+        const { publicKeys } = await keyRing(env?.[assertion.signing_keys]);
+        log({ event: "decision", outcome: "assertion_keys", status: 200, ...entry });
+        return Response.json({ keys: publicKeys }, { headers: { "cache-control": "public, max-age=300" } });
+      }
       if (metadataPath && url.pathname === metadataPath && (request.method === "GET" || request.method === "HEAD")) {
         log({ event: "decision", outcome: "metadata", status: 200, ...entry });
         return Response.json(metadataDocument(config.resource_metadata!, config.token.allow_query), {
@@ -164,7 +175,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       const forwardedSearch = bearer?.source === "query" && config.forward.authorization === "strip" ? withoutToken(url) : search;
       const withIdentity = rule.access === "token" || rule.access === "optional" ? identity : undefined;
       c.req.raw = forwardedRequest(request, withIdentity, config, log);
-      c.set("portcullis", { path, search: forwardedSearch, rule: route.name, ...(identity ? { identity } : {}) });
+      c.set("portcullis", { path, search: forwardedSearch, rule: route.name, ...(withIdentity ? { identity: withIdentity } : {}) });
       log({ event: "decision", outcome: identity ? "allow" : "allow_anonymous", ...entry, ms: now() - started });
     } catch (error) {
       if (!(error instanceof GateError)) {
@@ -180,6 +191,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
 
   return {
     middleware,
+    forwarder: (origin, forwardOptions = {}) => forwardToOrigin({ log, now, ...forwardOptions, origin, forward: config.forward }),
     refreshKeys: async (env, schedule) => {
       const results = await validator.jwt.refreshScheduled(verifyDeps(env, schedule));
       log({ event: "jwks_scheduled_refresh", results });
@@ -210,7 +222,7 @@ function corsPreflightMethod(request: Request, mode: "forward" | "authorize"): s
 function forwardedRequest(request: Request, identity: Identity | undefined, config: ResolvedConfig, log: LogFn): Request {
   const headers = new Headers(request.headers);
   const { header_prefix: prefix, max_header_bytes: max, claim_headers, authorization } = config.forward;
-  stripControlledHeaders(headers, prefix);
+  stripControlledHeaders(headers, prefix, [config.forward.assertion?.header, config.forward.shared_secret?.header]);
   if (authorization === "strip") headers.delete("authorization");
   if (identity) {
     const values: [string, unknown][] = [

@@ -3,7 +3,6 @@ import { formatIssues, parseConfig, type ConfigIssue } from "./config/load";
 import { parseOrigin } from "./config/origin";
 import { errorResponse } from "./errors/challenge";
 import { GateError } from "./errors/errors";
-import { forwardToOrigin } from "./forward/origin";
 import { consoleLog } from "./log";
 import { createGate, type Gate, type PortcullisVariables } from "./middleware";
 
@@ -67,7 +66,7 @@ function buildApp(env: Env): App {
   const gate = createGate(parsed.config);
   const app = new Hono<{ Bindings: Env; Variables: PortcullisVariables }>();
   app.use("*", gate.middleware);
-  app.all("*", forwardToOrigin({ origin, timeoutMs: parsed.config.forward.timeout_ms }));
+  app.all("*", gate.forwarder(origin));
   app.onError((error) => {
     const gateError = error instanceof GateError ? error : new GateError("server_error", "internal_error");
     consoleLog({ event: "forward", outcome: "error", status: gateError.status, reason: gateError.reason });

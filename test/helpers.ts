@@ -2,8 +2,8 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { Hono } from "hono";
 import { base64url, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from "jose";
 import { inject } from "vitest";
-import { forwardToOrigin } from "../src/forward/origin";
-import { portcullis, type PortcullisOptions, type PortcullisVariables } from "../src/middleware";
+import { parseConfig } from "../src/config/load";
+import { createGate, portcullis, type PortcullisOptions, type PortcullisVariables } from "../src/middleware";
 import type { PortcullisConfig } from "../src/config/schema";
 
 /** Test-side helpers, run inside workerd. Fixture servers live on loopback (see test/setup/fixtures.ts). */
@@ -135,12 +135,21 @@ export interface Gate {
 export function makeGate(
   fixture: Fixture,
   config: unknown,
-  options: PortcullisOptions & { origin?: string; originTimeoutMs?: number; env?: Record<string, unknown> } = {},
+  options: PortcullisOptions & { origin?: string | null; env?: Record<string, unknown> } = {},
 ): Gate {
   const logs: Record<string, unknown>[] = [];
+  const gateOptions: PortcullisOptions = { log: (entry) => logs.push(entry), ...options };
   const app = new Hono<{ Variables: PortcullisVariables }>();
-  app.use("*", portcullis(config as PortcullisConfig, { log: (entry) => logs.push(entry), ...options }));
-  app.all("*", forwardToOrigin({ origin: new URL(options.origin ?? inject("originUrl")), timeoutMs: options.originTimeoutMs ?? 5_000 }));
+  const parsed = parseConfig(config);
+  if (parsed.ok) {
+    const gate = createGate(parsed.config, gateOptions);
+    app.use("*", gate.middleware);
+    // origin: a URL (ORIGIN_URL mode, the echo origin by default), or null for route mode.
+    const origin = options.origin === null ? undefined : new URL(options.origin ?? inject("originUrl"));
+    app.all("*", gate.forwarder(origin));
+  } else {
+    app.use("*", portcullis(config as PortcullisConfig, gateOptions));
+  }
   app.onError(() => Response.json({ error: "server_error" }, { status: 500 }));
   return {
     fixture,

@@ -192,6 +192,33 @@ const ForwardSchema = v.strictObject({
   max_header_bytes: bounded(64, 8_192, 1_024),
   /** Milliseconds to wait for the origin's response headers before answering 504. */
   timeout_ms: bounded(100, 600_000, 30_000),
+  /** Forward through this service binding (another Worker) instead of ORIGIN_URL or the route's origin. */
+  service: v.optional(bindingName),
+  /** A short-lived signed assertion per forwarded request, bound to it (README "Origin protection"). */
+  assertion: v.optional(
+    v.strictObject({
+      /** Request header carrying the assertion; client copies are always removed. */
+      header: v.optional(headerName, "x-portcullis-assertion"),
+      /** The assertion's `iss`: names this gate. */
+      issuer: v.pipe(v.string(), v.minLength(1), printable),
+      /** The assertion's `aud`: names the origin. */
+      audience: v.pipe(v.string(), v.minLength(1), printable),
+      /** Name of the `wrangler secret` with the private signing JWK, or `{"keys": [...]}` (the first signs). */
+      signing_keys: bindingName,
+      /** Assertion lifetime in seconds (at most 60). */
+      ttl: bounded(1, 60, 30),
+      /** Where the public keys are served, for the origin's verifier. */
+      jwks_path: v.optional(v.pipe(v.string(), v.regex(/^\/[A-Za-z0-9._~/-]*$/, "must be an absolute path")), "/.well-known/portcullis-keys.json"),
+    }),
+  ),
+  /** A static secret header for origins that cannot verify assertions (weaker: README "Origin protection"). */
+  shared_secret: v.optional(
+    v.strictObject({
+      header: v.optional(headerName, "x-portcullis-secret"),
+      /** Name of the `wrangler secret` holding the value. */
+      secret: bindingName,
+    }),
+  ),
 });
 
 const ResourceMetadataSchema = v.strictObject({

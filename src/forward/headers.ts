@@ -18,11 +18,13 @@ export function hasMethodOverride(headers: Headers): boolean {
   return [...headers.keys()].some((name) => REROUTING.slice(0, 3).includes(fold(name)));
 }
 
-export function stripControlledHeaders(headers: Headers, prefix: string): void {
+/** Removes the identity namespace, rerouting headers and the gate's own headers (assertion, shared secret). */
+export function stripControlledHeaders(headers: Headers, prefix: string, own: readonly (string | undefined)[] = []): void {
   const names = [...headers.keys()];
+  const owned = own.filter((name): name is string => name !== undefined).map(fold);
   for (const name of names) {
     const folded = fold(name);
-    if (folded.startsWith(prefix) || REROUTING.includes(folded)) headers.delete(name);
+    if (folded.startsWith(prefix) || REROUTING.includes(folded) || owned.includes(folded)) headers.delete(name);
   }
 }
 

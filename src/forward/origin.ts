@@ -2,7 +2,9 @@ import type { Handler } from "hono";
 import { jsonError } from "../errors/challenge";
 import { GateError } from "../errors/errors";
 import { consoleLog, type LogFn } from "../log";
+import type { ResolvedConfig } from "../config/schema";
 import type { PortcullisVariables } from "../middleware";
+import { keyRing, mintAssertion } from "./assertion";
 
 /**
  * Sending the authorized request on. The target is built from the canonical path the gate matched, never
@@ -47,29 +49,62 @@ export async function fetchOrigin(request: Request, timeoutMs: number, fetcher: 
 export interface ForwardOptions {
   /** ORIGIN_URL; undefined = route mode (the request continues to its own host). */
   origin: URL | undefined;
-  timeoutMs: number;
+  /** The resolved `forward` section of the configuration. */
+  forward: ResolvedConfig["forward"];
   fetch?: typeof fetch;
   log?: LogFn;
+  now?: () => number;
 }
 
 /**
- * The Hono handler after the gate: sends `c.req.raw` (already cleaned by the gate) to the canonical URL.
- * Without a gate decision it refuses, so mounting it alone can never open a route.
+ * The Hono handler after the gate: sends `c.req.raw` (already cleaned by the gate) to the canonical URL,
+ * through `forward.service` when configured, with the signed assertion and/or shared secret. Without a gate
+ * decision it refuses, so mounting it alone can never open a route.
  */
 export function forwardToOrigin(options: ForwardOptions): Handler<{ Variables: PortcullisVariables }> {
+  const log = options.log ?? consoleLog;
+  const now = options.now ?? Date.now;
+  const { forward } = options;
   return async (c) => {
     const decision = c.get("portcullis");
     if (!decision) throw new GateError("server_error", "forward_without_gate");
+    const env = (c.env ?? {}) as Record<string, unknown>;
     const request = c.req.raw;
-    const target = originUrl(new URL(request.url), decision.path, decision.search, options.origin);
-    const headers = new Headers(request.headers);
-    removeHopByHop(headers);
     try {
-      return await fetchOrigin(new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" }), options.timeoutMs, options.fetch);
+      const target = originUrl(new URL(request.url), decision.path, decision.search, options.origin);
+      const headers = new Headers(request.headers);
+      removeHopByHop(headers);
+      if (forward.shared_secret) headers.set(forward.shared_secret.header, secretValue(env, forward.shared_secret.secret, "shared_secret_missing"));
+      if (forward.assertion) {
+        const ring = await keyRing(env[forward.assertion.signing_keys]);
+        const { identity } = decision;
+        headers.set(
+          forward.assertion.header,
+          await mintAssertion(ring, forward.assertion, { method: request.method, url: target, headers, headerPrefix: forward.header_prefix, now: now(), ...(identity ? { identity } : {}) }),
+        );
+      }
+      const outbound = new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" });
+      return await fetchOrigin(outbound, forward.timeout_ms, originFetcher(env, forward.service, options.fetch));
     } catch (error) {
       if (!(error instanceof GateError)) throw error;
-      (options.log ?? consoleLog)({ event: "forward", outcome: "error", status: error.status, reason: error.reason, rule: decision.rule });
+      log({ event: "forward", outcome: "error", status: error.status, reason: error.reason, rule: decision.rule });
       return jsonError(error);
     }
   };
+}
+
+function secretValue(env: Record<string, unknown>, name: string, reason: string): string {
+  const value = env[name];
+  if (typeof value !== "string" || value === "") throw new GateError("server_error", reason);
+  return value;
+}
+
+/** The service binding when configured (a missing one is a 500, never a fallback to the open internet). */
+function originFetcher(env: Record<string, unknown>, service: string | undefined, fallback: typeof fetch | undefined): typeof fetch {
+  if (service) {
+    const binding = env[service] as { fetch?: typeof fetch } | undefined;
+    if (!binding || typeof binding.fetch !== "function") throw new GateError("server_error", "origin_service_missing");
+    return (input, init) => binding.fetch!(input, init);
+  }
+  return fallback ?? ((input, init) => fetch(input, init));
 }

@@ -103,7 +103,7 @@ describe("F: forwarding", () => {
   it("T-F5 origin slow: 504 with a generic body, within the configured budget", async () => {
     const { key, fixture } = await setup();
     await fixture.slowOrigin(2_000);
-    const gate = makeGate(fixture, baseConfig(fixture), { originTimeoutMs: 200 });
+    const gate = makeGate(fixture, baseConfig(fixture, { forward: { timeout_ms: 200 } }));
     const started = Date.now();
     const response = await gate.request("/items/1", { headers: bearer(await mint(key)) });
     expect(response.status).toBe(504);

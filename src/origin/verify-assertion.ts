@@ -1,0 +1,125 @@
+/**
+ * Origin side: verify the assertion Portcullis attaches to each forwarded request. One call, request in,
+ * verified identity out. Self-contained (only `jose`), so it runs unchanged in a Worker, in Node 22+ (which
+ * strips the types) or in any bundler:
+ *
+ *   import { createRemoteJWKSet } from "jose";
+ *   import { verifyAssertion } from "portcullis/origin";
+ *   const keys = createRemoteJWKSet(new URL("https://api.example.com/.well-known/portcullis-keys.json"));
+ *   const identity = await verifyAssertion(request, { issuer: "https://gate.example", audience: "orders-origin", keys });
+ *
+ * It checks the signature (EdDSA or ES256, explicit `typ`), `iss`, `aud`, a lifetime of at most 60 s, the
+ * binding to this exact request (method, path and query, optionally scheme and host), the identity headers
+ * (exactly the ones the gate set, unaltered), `Content-Digest` when the gate saw one, and, with a replay
+ * store, that the assertion was not used before.
+ */
+import { base64url, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+
+export const ASSERTION_TYP = "portcullis-assertion+jwt";
+
+export interface ReplayStore {
+  /** Returns false when `jti` was already seen; otherwise remembers it until `expiresAt` (epoch seconds). */
+  claim(jti: string, expiresAt: number): boolean | Promise<boolean>;
+}
+
+export interface VerifyAssertionOptions {
+  issuer: string;
+  audience: string;
+  /** The gate's public keys (`createRemoteJWKSet` on its `jwks_path`, or `createLocalJWKSet`). */
+  keys: JWTVerifyGetKey;
+  /** Default `x-portcullis-assertion`. */
+  header?: string;
+  /** The gate's `forward.header_prefix`, default `x-auth-`. */
+  headerPrefix?: string;
+  /** Also require scheme and host to match (off by default: behind proxies the origin often sees another). */
+  matchOrigin?: boolean;
+  /** The URL the client used, when the request object's URL is not it (for example behind a rewrite). */
+  url?: string;
+  replay?: ReplayStore;
+  /** Seconds of clock skew tolerated; default 5. */
+  clockTolerance?: number;
+}
+
+export interface OriginRequest {
+  method: string;
+  url: string;
+  headers: Headers | { get(name: string): string | null; keys(): IterableIterator<string> };
+}
+
+export interface VerifiedAssertion {
+  sub?: string;
+  client_id?: string;
+  scopes: string[];
+  claims: JWTPayload;
+}
+
+export class AssertionError extends Error {
+  constructor(readonly code: string) {
+    super(`portcullis assertion rejected: ${code}`);
+    this.name = "AssertionError";
+  }
+}
+
+export async function verifyAssertion(request: OriginRequest, options: VerifyAssertionOptions): Promise<VerifiedAssertion> {
+  const header = (options.header ?? "x-portcullis-assertion").toLowerCase();
+  const prefix = (options.headerPrefix ?? "x-auth-").toLowerCase();
+  const token = request.headers.get(header);
+  if (!token) throw new AssertionError("missing");
+  let claims: JWTPayload;
+  try {
+    ({ payload: claims } = await jwtVerify(token, options.keys, {
+      issuer: options.issuer,
+      audience: options.audience,
+      algorithms: ["EdDSA", "ES256"],
+      typ: ASSERTION_TYP,
+      requiredClaims: ["iat", "exp", "jti", "htm", "htu"],
+      clockTolerance: options.clockTolerance ?? 5,
+    }));
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new AssertionError(code === "ERR_JWT_EXPIRED" ? "expired" : "invalid");
+  }
+  if (typeof claims.exp !== "number" || typeof claims.iat !== "number" || claims.exp - claims.iat > 60) throw new AssertionError("lifetime");
+
+  if (claims.htm !== request.method.toUpperCase()) throw new AssertionError("method_mismatch");
+  const bound = new URL(String(claims.htu));
+  const actual = new URL(options.url ?? request.url);
+  if (bound.pathname + bound.search !== actual.pathname + actual.search) throw new AssertionError("url_mismatch");
+  if (options.matchOrigin && bound.origin !== actual.origin) throw new AssertionError("url_mismatch");
+
+  const names = Array.isArray(claims.hdrs) ? (claims.hdrs as unknown[]).filter((name): name is string => typeof name === "string") : [];
+  const present = [...request.headers.keys()].map((name) => name.toLowerCase()).filter((name) => name.replace(/_/g, "-").startsWith(prefix));
+  const expected = new Set(names);
+  if (present.length !== expected.size || present.some((name) => !expected.has(name))) throw new AssertionError("headers_mismatch");
+  if ((await headersDigest(names, request.headers)) !== claims.hdh) throw new AssertionError("headers_mismatch");
+
+  if (claims.cdg !== undefined && request.headers.get("content-digest") !== claims.cdg) throw new AssertionError("content_digest_mismatch");
+  if (options.replay && !(await options.replay.claim(String(claims.jti), claims.exp))) throw new AssertionError("replayed");
+
+  return {
+    ...(typeof claims.sub === "string" ? { sub: claims.sub } : {}),
+    ...(typeof claims.client_id === "string" ? { client_id: claims.client_id } : {}),
+    scopes: typeof claims.scope === "string" && claims.scope ? claims.scope.split(" ") : [],
+    claims,
+  };
+}
+
+/** SHA-256 over `name:value` lines of the named headers, in the given (sorted) order. */
+export async function headersDigest(names: readonly string[], headers: { get(name: string): string | null }): Promise<string> {
+  const text = names.map((name) => `${name}:${headers.get(name) ?? ""}`).join("\n");
+  return base64url.encode(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
+}
+
+/** An in-memory replay store for one process (use a shared store when the origin runs several). */
+export function memoryReplayStore(): ReplayStore {
+  const seen = new Map<string, number>();
+  return {
+    claim(jti, expiresAt) {
+      const now = Date.now() / 1000;
+      for (const [id, until] of seen) if (until < now) seen.delete(id);
+      if (seen.has(jti)) return false;
+      seen.set(jti, expiresAt + 60);
+      return true;
+    },
+  };
+}
