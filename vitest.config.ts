@@ -10,6 +10,21 @@ export default defineConfig({
     cloudflareTest(({ inject }) => ({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
+        // An auxiliary Worker standing in for an origin reached through a service binding.
+        serviceBindings: { ORIGIN_SERVICE: "origin-service" },
+        workers: [
+          {
+            name: "origin-service",
+            modules: true,
+            compatibilityDate: "2026-11-01",
+            script: `export default {
+              async fetch(request) {
+                const body = request.body ? (await request.arrayBuffer()).byteLength : 0;
+                return Response.json({ via: "service", method: request.method, url: request.url, headers: Object.fromEntries(request.headers), bodyBytes: body });
+              },
+            };`,
+          },
+        ],
         bindings: {
           ORIGIN_URL: inject("originUrl"),
           PORTCULLIS_CONFIG: {

@@ -6,3 +6,8 @@ declare namespace Cloudflare {
     ORIGIN_URL: string;
   }
 }
+declare namespace Cloudflare {
+  interface Env {
+    ORIGIN_SERVICE: Fetcher;
+  }
+}

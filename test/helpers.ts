@@ -53,6 +53,7 @@ export class Fixture {
     jwksFetches: number;
     metadataFetches: number;
     introspectionCalls: { authorization: string | null; form: Record<string, string> }[];
+    uploadFirstChunk: boolean;
     originRequests: OriginRecord[];
   }> {
     return (await fetch(`${this.issuerBase}/_stats`)).json();

@@ -1,4 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createRequire } from "node:module";
+import type * as WsModule from "ws";
+
+// Loaded through Node's require: vite resolves the bare import to ws's browser stub in this project.
+const { WebSocketServer } = createRequire(import.meta.url)("ws") as typeof WsModule;
 
 /**
  * Loopback fixtures for the tests, run in Node by vitest's globalSetup (workerd cannot listen):
@@ -30,6 +35,7 @@ interface Namespace {
   jwksFetches: number;
   originRequests: OriginRecord[];
   originDelayMs: number;
+  uploadFirstChunk: boolean;
 }
 
 export interface OriginRecord {
@@ -52,6 +58,7 @@ function space(ns: string): Namespace {
       jwksFetches: 0,
       originRequests: [],
       originDelayMs: 0,
+      uploadFirstChunk: false,
     };
     namespaces.set(ns, state);
   }
@@ -124,6 +131,7 @@ async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
       jwksFetches: state.jwksFetches,
       metadataFetches: state.metadataFetches,
       introspectionCalls: state.introspection.calls,
+      uploadFirstChunk: state.uploadFirstChunk,
       originRequests: state.originRequests,
     });
   }
@@ -137,9 +145,47 @@ async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
   json(res, 404, { error: "no such fixture" });
 }
 
+/**
+ * Streaming probes. `/__download?bytes=N&pause=MS`: the first 64 KiB at once, then the rest after a pause,
+ * so a client that sees the first chunk early proves nothing in between buffered. `/__upload`: records when
+ * the first chunk of the body arrived (`_stats` uploadFirstChunk), so a test can hold back the rest of its
+ * body until the origin has seen the start.
+ */
+async function streamingHandler(req: IncomingMessage, res: ServerResponse, state: Namespace, url: URL): Promise<boolean> {
+  if (url.pathname.endsWith("/__download")) {
+    const total = Number(url.searchParams.get("bytes") ?? 1_048_576);
+    const pause = Number(url.searchParams.get("pause") ?? 0);
+    res.writeHead(200, { "content-type": "application/octet-stream", "x-origin-header": "kept" });
+    const first = Math.min(65_536, total);
+    res.write(Buffer.alloc(first, 1));
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    for (let sent = first; sent < total; sent += 1_048_576) res.write(Buffer.alloc(Math.min(1_048_576, total - sent), 2));
+    res.end();
+    return true;
+  }
+  if (url.pathname.endsWith("/__upload")) {
+    let bytes = 0;
+    for await (const chunk of req) {
+      if (bytes === 0) state.uploadFirstChunk = true;
+      bytes += (chunk as Buffer).length;
+    }
+    json(res, 200, { bodyBytes: bytes });
+    return true;
+  }
+  return false;
+}
+
 async function originHandler(req: IncomingMessage, res: ServerResponse) {
   const ns = String(req.headers["x-test-ns"] ?? "");
   const state = space(ns);
+  const url = new URL(req.url ?? "/", "http://origin");
+  if (url.pathname.endsWith("/__status")) {
+    // The origin's own answers (its 401s included) must pass through the gate untouched.
+    state.originRequests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, bodyBytes: 0 });
+    res.writeHead(Number(url.searchParams.get("code") ?? 401), { "www-authenticate": 'Bearer realm="origin"', "x-origin-header": "kept" });
+    return res.end("origin says no");
+  }
+  if (await streamingHandler(req, res, state, url)) return;
   const body = await readBody(req);
   const record: OriginRecord = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, bodyBytes: body.length };
   state.originRequests.push(record);
@@ -153,6 +199,16 @@ const guard =
 
 export async function listen(handler: "issuer" | "origin"): Promise<{ server: Server; url: string }> {
   const server = createServer(guard(handler === "issuer" ? issuerHandler : originHandler));
+  if (handler === "origin") {
+    // WebSocket echo, to prove upgrades pass through the gate after authorization.
+    const sockets = new WebSocketServer({ noServer: true });
+    server.on("upgrade", (req, socket, head) => {
+      sockets.handleUpgrade(req, socket, head, (client) => {
+        const sub = String(req.headers["x-auth-sub"] ?? "");
+        client.on("message", (data) => client.send(`echo:${sub}:${String(data)}`));
+      });
+    });
+  }
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   if (!address || typeof address === "string") throw new Error("no address");

@@ -1,4 +1,5 @@
-import { exportJWK, generateKeyPair } from "jose";
+import { createLocalJWKSet, exportJWK, generateKeyPair } from "jose";
+import { startExampleOrigin } from "../../examples/origin-node/server.mjs";
 import type { TestProject } from "vitest/node";
 import { startAuthorizationServer } from "./authorization-server";
 import { closedPortUrl, listen } from "./fixtures";
@@ -15,6 +16,17 @@ export default async function setup(project: TestProject) {
   const { publicKey, privateKey } = await generateKeyPair("ES256", { extractable: true });
   const publicJwk = { ...(await exportJWK(publicKey)), kid: "self-1", alg: "ES256", use: "sig" };
   await fetch(`${issuer.url}/self/jwks/_set`, { method: "POST", body: JSON.stringify({ jwks: { keys: [publicJwk] } }) });
+
+  // Origin protection: the gate signs assertions with this key; the example origin trusts its public half.
+  const assertionKeys = await generateKeyPair("EdDSA", { extractable: true });
+  const assertionPublic = { ...(await exportJWK(assertionKeys.publicKey)), kid: "assert-1", alg: "EdDSA", use: "sig" };
+  const exampleOrigin = await startExampleOrigin({
+    issuer: "https://gate.test",
+    audience: "example-origin",
+    keys: createLocalJWKSet({ keys: [assertionPublic] }),
+  });
+  project.provide("assertionPrivateJwk", JSON.stringify({ ...(await exportJWK(assertionKeys.privateKey)), kid: "assert-1" }));
+  project.provide("exampleOriginUrl", exampleOrigin.url);
 
   project.provide("issuerUrl", issuer.url);
   project.provide("originUrl", origin.url);
@@ -33,7 +45,12 @@ export default async function setup(project: TestProject) {
   );
 
   return async () => {
-    await Promise.all([issuer, origin].map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(
+      [issuer, origin, exampleOrigin].map(({ server }) => {
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      }),
+    );
     await authorizationServer.close();
   };
 }
@@ -44,6 +61,10 @@ declare module "vitest" {
     originUrl: string;
     deadOriginUrl: string;
     selfPrivateJwk: string;
+    /** Private Ed25519 JWK the gate signs origin assertions with (kid assert-1). */
+    assertionPrivateJwk: string;
+    /** examples/origin-node, trusting assertions with iss https://gate.test, aud example-origin. */
+    exampleOriginUrl: string;
     /** JSON of `JwsVectors` (test/setup/vectors.ts), or null when the shared vectors folder is absent. */
     jwsVectors: string | null;
     /**
