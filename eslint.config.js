@@ -13,7 +13,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["demo/**/*.mjs", "scripts/**/*.mjs"],
+    files: ["demo/**/*.mjs", "scripts/**/*.mjs", "examples/**/*.mjs"],
     languageOptions: {
       globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", URL: "readonly", fetch: "readonly", Buffer: "readonly", URLSearchParams: "readonly", AbortSignal: "readonly", TextEncoder: "readonly", TextDecoder: "readonly", crypto: "readonly", Response: "readonly", Headers: "readonly", setInterval: "readonly", clearInterval: "readonly", AbortController: "readonly" },
     },
