@@ -54,9 +54,12 @@ export interface VerifiedAssertion {
 }
 
 export class AssertionError extends Error {
-  constructor(readonly code: string) {
+  readonly code: string;
+  // No parameter properties here: Node runs this file by stripping types, which allows only erasable syntax.
+  constructor(code: string) {
     super(`portcullis assertion rejected: ${code}`);
     this.name = "AssertionError";
+    this.code = code;
   }
 }
 
