@@ -86,7 +86,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const routes = compileRoutes(config.routes, { caseInsensitive });
   const pathOptions: PathOptions = { semicolons: config.paths.semicolons, emptySegments: config.paths.empty_segments };
   const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
-  const validator = new TokenValidator(config.issuers);
+  const validator = new TokenValidator(config.issuers, config.token_cache);
   const now = options.now ?? Date.now;
   // Bound to the global: workerd refuses `fetch` called as a method of another object.
   const jwksFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));

@@ -246,6 +246,17 @@ export const ConfigSchema = v.strictObject({
   issuers: v.pipe(v.array(IssuerSchema), v.minLength(1, "must list at least one issuer")),
   routes: v.pipe(v.array(RouteSchema), v.minLength(1, "must list at least one route")),
   forward: v.optional(ForwardSchema, {}),
+  /** Per-isolate cache of successful JWT verifications (README "Verified-token cache"). */
+  token_cache: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), true),
+      /** Entries per isolate; the least recently used go first. */
+      max_entries: bounded(100, 1_000_000, 10_000),
+      /** Longest reuse of one verification, in seconds, even when the token lives longer. */
+      max_ttl: bounded(1, 3_600, 300),
+    }),
+    {},
+  ),
   paths: v.optional(PathsSchema, {}),
   methods: v.optional(MethodsSchema, {}),
   /** Name of the Workers KV binding that shares JWKS across isolates; absent binding = memory only. */

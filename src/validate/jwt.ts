@@ -17,6 +17,8 @@ export interface VerifiedToken {
   claims: JWTPayload;
   kid: string | undefined;
   alg: Algorithm;
+  /** RFC 7638 thumbprint of the verifying key; undefined for HMAC. */
+  thumbprint: string | undefined;
 }
 
 export interface VerifyDeps extends Omit<KeySetDeps, "fetch"> {
@@ -64,7 +66,9 @@ export class JwtVerifier {
     }
     const kid = header.kid;
 
-    const key = alg.startsWith("HS") ? this.#hmacKey(config, alg, deps) : await this.#publicKey(issuer, alg, kid, deps);
+    const { key, thumbprint } = alg.startsWith("HS")
+      ? { key: this.#hmacKey(config, alg, deps), thumbprint: undefined }
+      : await this.#publicKey(issuer, alg, kid, deps);
 
     let payload: JWTPayload;
     try {
@@ -80,7 +84,19 @@ export class JwtVerifier {
       throw invalidToken(joseReason(error));
     }
     checkExtraClaims(payload, config, deps.now());
-    return { issuer: config.issuer, claims: payload, kid, alg };
+    return { issuer: config.issuer, claims: payload, kid, alg, thumbprint };
+  }
+
+  /**
+   * Whether the issuer's current key set still holds the key with this thumbprint (for the verified-token
+   * cache: a key removed at the issuer invalidates its cached tokens as soon as the set is refreshed).
+   */
+  async stillHasKey(issuer: string, thumbprint: string | undefined, deps: VerifyDeps): Promise<boolean> {
+    if (thumbprint === undefined) return true;
+    const state = this.#issuers.get(issuer);
+    if (!state) return false;
+    const keys = await state.keySet.keys(keySetDeps(state.config, deps));
+    return keys.some((key) => key.thumbprint === thumbprint);
   }
 
   /** Refreshes every issuer's keys that are past half their life (the cron trigger). */
@@ -106,7 +122,7 @@ export class JwtVerifier {
     return bytes;
   }
 
-  async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, verifyDeps: VerifyDeps): Promise<CryptoKey> {
+  async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, verifyDeps: VerifyDeps): Promise<{ key: CryptoKey; thumbprint: string }> {
     const deps = keySetDeps(issuer.config, verifyDeps);
     let keys = await issuer.keySet.keys(deps);
     let record = selectKey(keys, alg, kid);
@@ -119,7 +135,7 @@ export class JwtVerifier {
       throw invalidToken(keys.some((key) => key.kid === kid) ? "key_alg_mismatch" : "kid_unknown");
     }
     try {
-      return await this.#imported.get(issuer.config.issuer, record, alg);
+      return { key: await this.#imported.get(issuer.config.issuer, record, alg), thumbprint: record.thumbprint };
     } catch {
       throw invalidToken("key_unusable");
     }

@@ -4,6 +4,7 @@ import { invalidToken } from "../errors/errors";
 import { Introspector } from "./introspection";
 import { isJoseShaped } from "./jws";
 import { JwtVerifier, keySetDeps, type VerifyDeps } from "./jwt";
+import { tokenKey, VerifiedTokenCache, type CachedVerification } from "./token-cache";
 
 /**
  * Which validation a token gets: JWTs are verified locally (and also introspected when their issuer says
@@ -15,7 +16,7 @@ export interface ValidatedToken {
   issuer: string;
   claims: JWTPayload;
   kid: string | undefined;
-  via: "jwt" | "introspection" | "jwt+introspection";
+  via: "jwt" | "jwt_cached" | "introspection" | "jwt+introspection" | "jwt_cached+introspection";
 }
 
 export class TokenValidator {
@@ -23,8 +24,10 @@ export class TokenValidator {
   readonly #issuers: Map<string, IssuerConfig>;
   readonly #introspectors = new Map<string, Introspector>();
   readonly #opaqueIssuer: IssuerConfig | undefined;
+  readonly #cache: VerifiedTokenCache | undefined;
 
-  constructor(issuers: readonly IssuerConfig[]) {
+  constructor(issuers: readonly IssuerConfig[], cache: { enabled: boolean; max_entries: number; max_ttl: number } = { enabled: false, max_entries: 0, max_ttl: 0 }) {
+    if (cache.enabled) this.#cache = new VerifiedTokenCache(cache.max_entries, cache.max_ttl * 1000);
     this.#jwt = new JwtVerifier(issuers);
     this.#issuers = new Map(issuers.map((issuer) => [issuer.issuer, issuer]));
     for (const issuer of issuers) if (issuer.introspection) this.#introspectors.set(issuer.issuer, new Introspector(issuer));
@@ -37,15 +40,27 @@ export class TokenValidator {
 
   async validate(token: string, options: { introspect: boolean }, deps: VerifyDeps): Promise<ValidatedToken> {
     if (isJoseShaped(token)) {
-      const verified = await this.#jwt.verify(token, deps);
+      const verified = await this.#verifyJwt(token, deps);
       const issuer = this.#issuers.get(verified.issuer)!;
-      if (!(issuer.introspection?.jwts || options.introspect)) return { ...verified, via: "jwt" };
+      const via = verified.cached ? "jwt_cached" : "jwt";
+      if (!(issuer.introspection?.jwts || options.introspect)) return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via };
       await this.#introspect(issuer, token, deps);
-      return { ...verified, via: "jwt+introspection" };
+      return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via: `${via}+introspection` };
     }
     if (!this.#opaqueIssuer) throw invalidToken("malformed_token");
     const claims = await this.#introspect(this.#opaqueIssuer, token, deps);
     return { issuer: this.#opaqueIssuer.issuer, claims, kid: undefined, via: "introspection" };
+  }
+
+  /** JWT verification through the verified-token cache (successes only; time is re-checked on every hit). */
+  async #verifyJwt(token: string, deps: VerifyDeps): Promise<CachedVerification & { cached?: true }> {
+    if (!this.#cache) return this.#jwt.verify(token, deps);
+    const key = await tokenKey(token);
+    const hit = this.#cache.get(key, deps.now());
+    if (hit && (await this.#jwt.stillHasKey(hit.issuer, hit.thumbprint, deps))) return { ...hit, cached: true };
+    const verified = await this.#jwt.verify(token, deps);
+    this.#cache.set(key, verified, this.#issuers.get(verified.issuer)!.clock_tolerance, deps.now());
+    return verified;
   }
 
   #introspect(issuer: IssuerConfig, token: string, deps: VerifyDeps): Promise<JWTPayload> {
