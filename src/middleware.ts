@@ -145,18 +145,24 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
         return await next();
       }
 
-      const bearer = extractBearer(request, { maxLength: config.token.max_length, allowQuery: config.token.allow_query });
+      const bearer = extractBearer(request, {
+        maxLength: config.token.max_length,
+        allowQuery: config.token.allow_query,
+        extraCharacters: config.token.extra_characters,
+      });
       const route = matchRoute(routes, { method: request.method, host, path }, caseInsensitive);
       if (!route) throw new GateError("access_denied", "no_matching_rule");
       entry.rule = route.name;
       const { rule } = route;
 
       let identity: Identity | undefined;
+      let verifiedIssuer: string | undefined;
       if (bearer) {
         const verified = await validator.validate(bearer.token, { introspect: rule.introspect }, verifyDeps(env, waitUntil(c)));
         entry.issuer = verified.issuer;
         entry.kid = safeKid(verified.kid);
         entry.via = verified.via;
+        verifiedIssuer = verified.issuer;
         identity = toIdentity(issuers.get(verified.issuer)!, verified.claims);
       } else if (rule.access === "token") {
         log({ event: "decision", outcome: "deny", status: 401, reason: "token_missing", ...entry, ms: now() - started });
@@ -166,7 +172,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       const refusal = authorize(rule, identity);
       if (refusal) {
         // Report-only relaxes a rule's requirements, never authentication: the token was verified above.
-        const reportOnly = rule.access === "token" && identity && (rule.report_only || issuers.get(identity.issuer)!.report_only);
+        const reportOnly = rule.access === "token" && identity && (rule.report_only || issuers.get(verifiedIssuer!)!.report_only);
         if (!reportOnly) throw refusal;
         entry.report_only = true;
         entry.would = { status: refusal.status, reason: refusal.reason };
@@ -203,7 +209,8 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
 function toIdentity(issuer: IssuerConfig, claims: JWTPayload): Identity {
   const clientId = typeof claims.client_id === "string" ? claims.client_id : typeof claims.azp === "string" ? claims.azp : undefined;
   return {
-    issuer: issuer.issuer,
+    // The token's own `iss` (for a `{tenantid}` issuer: the tenant's), verified equal to the configuration.
+    issuer: typeof claims.iss === "string" ? claims.iss : issuer.issuer,
     subject: typeof claims.sub === "string" ? claims.sub : undefined,
     clientId,
     scopes: grantedScopes(claims, issuer.scopes_from),

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { compileRoutes, findAmbiguities, RoutePatternError } from "../policy/routes";
+import { applyPreset } from "./presets";
 import { ConfigSchema, HMAC_ALGORITHMS, isAllowedUrl, type ResolvedConfig } from "./schema";
 
 /** One configuration problem, named by its dotted field path. */
@@ -26,16 +27,36 @@ export function parseConfig(raw: unknown): ConfigResult {
   if (input === undefined || input === null) {
     return { ok: false, issues: [{ field: "(root)", message: "is missing" }] };
   }
-  // One message per field: later checks in a pipe are skipped once an earlier one failed.
-  const parsed = v.safeParse(ConfigSchema, input, { abortPipeEarly: true });
+  const prepared = withPresets(input);
+  if (prepared.issues.length) return { ok: false, issues: prepared.issues };
+  const parsed = v.safeParse(ConfigSchema, prepared.input);
   if (!parsed.success) {
-    return {
-      ok: false,
-      issues: parsed.issues.map((issue) => ({ field: v.getDotPath(issue) ?? "(root)", message: plainMessage(issue) })),
-    };
+    // One message per field: the first (later checks of a failed field only repeat it).
+    const byField = new Map<string, string>();
+    for (const issue of parsed.issues) {
+      const field = v.getDotPath(issue) ?? "(root)";
+      if (!byField.has(field)) byField.set(field, plainMessage(issue));
+    }
+    return { ok: false, issues: [...byField].map(([field, message]) => ({ field, message })) };
   }
   const issues = crossFieldIssues(parsed.output);
   return issues.length ? { ok: false, issues } : { ok: true, config: parsed.output };
+}
+
+/** Fills issuer presets in; an Amazon issuer also admits `|` in tokens (Amazon's tokens contain it). */
+function withPresets(input: unknown): { input: unknown; issues: ConfigIssue[] } {
+  if (typeof input !== "object" || input === null || !Array.isArray((input as { issuers?: unknown }).issuers)) return { input, issues: [] };
+  const raw = input as { issuers: unknown[]; token?: unknown };
+  const issues: ConfigIssue[] = [];
+  const issuers = raw.issuers.map((issuer, i) => {
+    const applied = applyPreset(issuer);
+    if (applied.error) issues.push({ field: `issuers.${i}.preset`, message: applied.error });
+    return applied.issuer;
+  });
+  const amazon = issuers.some((issuer) => (issuer as { preset?: unknown } | null)?.preset === "amazon");
+  const token = typeof raw.token === "object" && raw.token !== null ? (raw.token as Record<string, unknown>) : {};
+  const withToken = amazon && token.extra_characters === undefined ? { token: { ...token, extra_characters: "|" } } : {};
+  return { input: { ...raw, issuers, ...withToken }, issues };
 }
 
 /** Valibot's wording for the two commonest mistakes, said plainly. */
@@ -69,14 +90,36 @@ function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
     if (max_backoff < refetch_cooldown) {
       issues.push({ field: `${at}.jwks.max_backoff`, message: "must not be less than jwks.refetch_cooldown" });
     }
-    if (!issuer.jwks_uri && !isAllowedUrl(issuer.issuer)) {
+    const jwtCapable = !issuer.introspection || issuer.introspection.flavor === "rfc7662";
+    if (jwtCapable && !issuer.jwks_uri && !issuer.keys && !issuer.issuer.includes("{tenantid}") && !isAllowedUrl(issuer.issuer)) {
       issues.push({ field: `${at}.jwks_uri`, message: "is required unless issuer is an https URL to discover it from" });
     }
   });
-  const opaque = config.issuers.map((issuer, i) => [issuer, i] as const).filter(([issuer]) => issuer.introspection?.opaque_tokens);
-  for (const [, i] of opaque.slice(1)) {
-    issues.push({ field: `issuers.${i}.introspection.opaque_tokens`, message: `only one issuer may take opaque tokens (issuers.${opaque[0]![1]} does): set it to false here` });
+  const catchAll = config.issuers
+    .map((issuer, i) => [issuer, i] as const)
+    .filter(([issuer]) => issuer.introspection?.opaque_tokens && !issuer.introspection.token_prefixes);
+  for (const [, i] of catchAll.slice(1)) {
+    issues.push({
+      field: `issuers.${i}.introspection.opaque_tokens`,
+      message: `only one issuer may take all opaque tokens (issuers.${catchAll[0]![1]} does): set it to false or give token_prefixes`,
+    });
   }
+  config.issuers.forEach((issuer, i) => {
+    const at = `issuers.${i}`;
+    const flavor = issuer.introspection?.flavor;
+    if (issuer.introspection && (flavor === "rfc7662" || flavor === "github")) {
+      if (!issuer.introspection.client_id) issues.push({ field: `${at}.introspection.client_id`, message: `is required for ${flavor}` });
+      if (!issuer.introspection.client_secret) issues.push({ field: `${at}.introspection.client_secret`, message: `is required for ${flavor}` });
+    }
+    if (issuer.introspection && flavor !== "rfc7662" && !issuer.introspection.endpoint) {
+      issues.push({ field: `${at}.introspection.endpoint`, message: `is required for ${flavor} (use the ${flavor} preset)` });
+    }
+    if (issuer.keys && issuer.jwks_uri) issues.push({ field: `${at}.keys`, message: "cannot be combined with jwks_uri" });
+    const templated = issuer.issuer.includes("{tenantid}");
+    if (templated && !issuer.tenants) issues.push({ field: `${at}.tenants`, message: 'is required when issuer contains {tenantid} (list tenant GUIDs, or ["*"])' });
+    if (!templated && issuer.tenants) issues.push({ field: `${at}.tenants`, message: "applies only to an issuer containing {tenantid}" });
+    if (templated && !issuer.jwks_uri && !issuer.keys) issues.push({ field: `${at}.jwks_uri`, message: "is required when issuer contains {tenantid}" });
+  });
   config.issuers.forEach((issuer, i) => {
     if (issuer.introspection && !issuer.introspection.endpoint && !isAllowedUrl(issuer.issuer)) {
       issues.push({ field: `issuers.${i}.introspection.endpoint`, message: "is required unless issuer is an https URL to discover it from" });

@@ -60,13 +60,20 @@ const ScopeSourceSchema = v.strictObject({
 const bindingName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"));
 
 /** RFC 7662 token introspection for this issuer (README "Introspection"). */
+export const INTROSPECTION_FLAVORS = ["rfc7662", "google", "github", "amazon"] as const;
+
 const IntrospectionSchema = v.strictObject({
-  /** The introspection endpoint; when absent, `introspection_endpoint` from the issuer's metadata. */
-  endpoint: v.optional(httpUrl),
-  /** Portcullis's own client at the authorization server. */
-  client_id: v.pipe(v.string(), v.minLength(1, "must not be empty")),
-  /** Name of the `wrangler secret` holding the client secret. */
-  client_secret: bindingName,
+  /**
+   * How the token check is asked and answered: RFC 7662 (default) or a provider's own token-check endpoint
+   * (README "Provider tokens").
+   */
+  flavor: v.optional(v.picklist(INTROSPECTION_FLAVORS, "must be rfc7662, google, github or amazon"), "rfc7662"),
+  /** The endpoint; for rfc7662, when absent, `introspection_endpoint` from the issuer's metadata. `{client_id}` is replaced. */
+  endpoint: v.optional(v.pipe(v.string(), v.check((url) => isAllowedUrl(url.replace("{client_id}", "x")), "must be an https URL (http only for loopback hosts)"))),
+  /** Portcullis's own client at the authorization server (rfc7662, github). */
+  client_id: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"), v.regex(/^[\x21-\x7e]+$/, "must be printable ASCII"))),
+  /** Name of the `wrangler secret` holding the client secret (rfc7662, github). */
+  client_secret: v.optional(bindingName),
   auth_method: v.optional(v.picklist(["client_secret_basic", "client_secret_post"], "must be client_secret_basic or client_secret_post"), "client_secret_basic"),
   timeout_ms: bounded(100, 30_000, 5_000),
   max_bytes: bounded(1_024, 1_048_576, 65_536),
@@ -76,8 +83,10 @@ const IntrospectionSchema = v.strictObject({
   inactive_cache_ttl: bounded(0, 300, 0),
   /** Also cache active results in Workers KV (shared by isolates; entries of at least 60 s only). */
   kv_cache: v.optional(v.boolean(), false),
-  /** Tokens that are not JWTs are introspected here. At most one issuer may take them. */
+  /** Tokens that are not JWTs are checked here. Without `token_prefixes`, at most one issuer may take them. */
   opaque_tokens: v.optional(v.boolean(), true),
+  /** Only opaque tokens starting with one of these go to this issuer (Google `ya29.`, GitHub `gho_`...). */
+  token_prefixes: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.minLength(1))),
   /** Also introspect this issuer's JWTs after local validation (a revocation check). */
   jwts: v.optional(v.boolean(), false),
   /** Refuse an active answer without `aud` (when true) instead of accepting it. */
@@ -105,11 +114,48 @@ const JwksSchema = v.strictObject({
   max_backoff: bounded(1, 86_400, 600),
 });
 
-const IssuerSchema = v.strictObject({
-  /** Compared exactly (no trailing-slash or case folding) with the token's `iss`. */
+/** A static verification key: a public JWK, or a PEM public key or X.509 certificate with its algorithm. */
+const StaticKeySchema = v.union(
+  [
+    v.strictObject({
+      /** `-----BEGIN PUBLIC KEY-----` (SPKI) or `-----BEGIN CERTIFICATE-----` (X.509). */
+      pem: v.pipe(v.string(), v.regex(/^-----BEGIN (PUBLIC KEY|CERTIFICATE)-----/, "must be a PEM public key or certificate")),
+      alg: v.picklist(ASYMMETRIC_ALGORITHMS, "is not a supported algorithm"),
+      kid: v.optional(v.string()),
+    }),
+    v.looseObject({ kty: v.string() }),
+  ],
+  "must be a JWK or { pem, alg }",
+);
+
+export const KEY_MANAGEMENT_ALGORITHMS = ["RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW"] as const;
+export const CONTENT_ENCRYPTION_ALGORITHMS = ["A128GCM", "A256GCM"] as const;
+
+/** Nested JWTs: an access token encrypted (JWE) around the signed JWT (README "Encrypted access tokens"). */
+const DecryptionSchema = v.strictObject({
+  /** Name of the `wrangler secret` with the private decryption JWK (with `alg`), or `{"keys": [...]}`. */
+  keys: bindingName,
+  key_management: v.optional(v.pipe(v.array(v.picklist(KEY_MANAGEMENT_ALGORITHMS, "is not an allowed key management algorithm")), v.minLength(1)), ["RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW"]),
+  content_encryption: v.optional(v.pipe(v.array(v.picklist(CONTENT_ENCRYPTION_ALGORITHMS, "is not an allowed content encryption algorithm")), v.minLength(1)), ["A128GCM", "A256GCM"]),
+});
+
+const IssuerSchema = v.pipe(
+  v.strictObject({
+  /** The preset this issuer was filled from (README "Presets"); kept for logs and explain. */
+  preset: v.optional(v.string()),
+  /**
+   * Compared exactly (no trailing-slash or case folding) with the token's `iss`. May contain `{tenantid}`
+   * (Microsoft Entra): then `tenants` says which tenant GUIDs are accepted and the `tid` claim must match.
+   */
   issuer: v.pipe(v.string(), v.minLength(1, "must not be empty"), printable),
-  /** The token's `aud` must contain at least one of these. */
-  audiences: v.pipe(v.array(v.pipe(v.string(), v.minLength(1), printable)), v.minLength(1, "must list at least one audience")),
+  /** With `{tenantid}` in `issuer`: the accepted tenant ids (GUIDs), or `["*"]` for any tenant. */
+  tenants: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^(\*|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/, "must be a lower-case tenant GUID or *"))), v.minLength(1))),
+  /** The token's `aud` must contain at least one of these (for Google and Amazon: your client ids). */
+  audiences: v.optional(v.array(v.pipe(v.string(), v.minLength(1), printable)), []),
+  /** Verification keys given inline instead of a JWKS URL. */
+  keys: v.optional(v.pipe(v.array(StaticKeySchema), v.minLength(1))),
+  /** Decrypt JWE access tokens from this issuer before validating the JWT inside. */
+  decryption: v.optional(DecryptionSchema),
   /** The JWK Set URL; when absent it is discovered from RFC 8414 / OpenID Connect metadata of `issuer`. */
   jwks_uri: v.optional(httpUrl),
   /** Service binding to fetch JWKS and metadata through (an IdP Worker on the same account). */
@@ -130,7 +176,17 @@ const IssuerSchema = v.strictObject({
   /** Authorization failures of this issuer's tokens are logged, not enforced (the token must still be valid). */
   report_only: v.optional(v.boolean(), false),
   introspection: v.optional(IntrospectionSchema),
-});
+}),
+  // Every issuer needs audiences, except GitHub's token check (its tokens have none; the app check binds them).
+  v.forward(
+    v.partialCheck(
+      [["audiences"], ["introspection", "flavor"]],
+      (issuer) => issuer.audiences.length > 0 || issuer.introspection?.flavor === "github",
+      "must list at least one audience",
+    ),
+    ["audiences"],
+  ),
+);
 
 export const ACCESS = ["token", "optional", "public", "deny"] as const;
 
@@ -240,6 +296,8 @@ export const ConfigSchema = v.strictObject({
       max_length: bounded(256, 65_536, 8_192),
       /** Accept RFC 6750 2.3 `?access_token=` (discouraged by the RFC; off by default). */
       allow_query: v.optional(v.boolean(), false),
+      /** Characters accepted in tokens beyond RFC 6750's b64token (only `|`, which Amazon's tokens contain). */
+      extra_characters: v.optional(v.picklist(["", "|"], 'must be "" or "|"'), ""),
     }),
     {},
   ),

@@ -9,6 +9,8 @@ import { invalidRequest, invalidToken } from "../errors/errors";
 export interface ExtractOptions {
   maxLength: number;
   allowQuery: boolean;
+  /** `|` admits Amazon's tokens, which step outside b64token. */
+  extraCharacters?: "" | "|";
 }
 
 export interface BearerToken {
@@ -18,6 +20,7 @@ export interface BearerToken {
 
 /** `credentials = "Bearer" 1*SP b64token`; we accept exactly one space and no trailing blanks. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+const B64TOKEN_WITH_PIPE = /^[A-Za-z0-9\-._~+/|]+=*$/;
 const SCHEME = /^bearer(?: |$)/i;
 
 /** Returns the presented token, `undefined` when none was presented, or throws a 400/401 GateError. */
@@ -38,6 +41,6 @@ export function extractBearer(request: Request, options: ExtractOptions): Bearer
 
 function checkSyntax(token: string, options: ExtractOptions): string {
   if (token.length > options.maxLength) throw invalidToken("token_too_large");
-  if (!B64TOKEN.test(token)) throw invalidRequest("malformed_credentials");
+  if (!(options.extraCharacters === "|" ? B64TOKEN_WITH_PIPE : B64TOKEN).test(token)) throw invalidRequest("malformed_credentials");
   return token;
 }

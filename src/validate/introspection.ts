@@ -3,7 +3,7 @@ import type { IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
 import type { LogFn } from "../log";
 import { discoverEndpoint } from "./discovery";
-import { FetchJsonError, fetchJson, type Fetcher } from "./fetch-json";
+import { FetchJsonError, fetchJson, type Fetcher, type JsonRequest } from "./fetch-json";
 import { sha256Hex } from "./jwks";
 
 /**
@@ -69,24 +69,19 @@ export class Introspector {
 
   async #ask(token: string, deps: IntrospectionDeps, now: number): Promise<JWTPayload> {
     const settings = this.issuer.introspection!;
-    const secret = deps.binding(settings.client_secret);
-    if (typeof secret !== "string" || secret === "") throw new GateError("server_error", "introspection_secret_missing");
     const limits = { timeoutMs: settings.timeout_ms, maxBytes: settings.max_bytes };
+    const secret = settings.client_secret === undefined ? undefined : deps.binding(settings.client_secret);
+    if (settings.client_secret !== undefined && (typeof secret !== "string" || secret === "")) {
+      throw new GateError("server_error", "introspection_secret_missing");
+    }
     let body: unknown;
     try {
-      const endpoint = await this.#endpointUrl(deps, now, limits);
-      const form = new URLSearchParams({ token, token_type_hint: "access_token" });
-      const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
-      if (settings.auth_method === "client_secret_post") {
-        form.set("client_id", settings.client_id);
-        form.set("client_secret", secret);
-      } else {
-        // RFC 6749 2.3.1: both parts form-encoded before Basic encoding.
-        headers.authorization = `Basic ${btoa(`${formEncode(settings.client_id)}:${formEncode(secret)}`)}`;
-      }
-      ({ body } = await fetchJson(deps.fetch, endpoint, limits, { method: "POST", headers, body: form.toString() }));
+      const { url, request } = await this.#request(token, secret as string | undefined, deps, now, limits);
+      ({ body } = await fetchJson(deps.fetch, url, limits, request));
     } catch (error) {
       const reason = error instanceof FetchJsonError ? error.reason : "network_error";
+      // Providers answer "invalid, expired or revoked" with a status instead of `active: false`.
+      if (INACTIVE_STATUS[settings.flavor] === reason) throw invalidToken("token_inactive");
       const operator = reason === "status_401" || reason === "status_403";
       // The body is never logged: some servers echo the token back.
       deps.log({
@@ -97,33 +92,146 @@ export class Introspector {
       });
       throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });
     }
-    deps.log({ event: "introspection", issuer: this.issuer.issuer, active: (body as { active?: unknown } | null)?.active === true });
+    deps.log({ event: "introspection", issuer: this.issuer.issuer, flavor: settings.flavor });
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       deps.log({ event: "introspection_failed", issuer: this.issuer.issuer, reason: "not_an_object" });
       throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });
     }
-    return this.#checkResponse(body, now);
+    return this.#checkClaims(this.#normalize(body as Record<string, unknown>, now), now);
   }
 
-  /** RFC 7662 2.2: only a JSON object with boolean `active: true` is an active token. */
-  #checkResponse(body: object, now: number): JWTPayload {
-    const claims = body as JWTPayload & { active?: unknown; token_type?: unknown };
-    if (claims.active !== true) throw invalidToken("token_inactive");
+  /** The HTTP request each flavor's token check expects. */
+  async #request(
+    token: string,
+    secret: string | undefined,
+    deps: IntrospectionDeps,
+    now: number,
+    limits: { timeoutMs: number; maxBytes: number },
+  ): Promise<{ url: string; request?: JsonRequest }> {
+    const settings = this.issuer.introspection!;
+    const clientId = settings.client_id ?? "";
+    const basic = `Basic ${btoa(`${formEncode(clientId)}:${formEncode(secret ?? "")}`)}`;
+    switch (settings.flavor) {
+      case "google":
+      case "amazon": {
+        // Both providers take the token as a query parameter; the URL is never logged.
+        const url = new URL(settings.endpoint!);
+        url.searchParams.set("access_token", token);
+        return { url: url.href };
+      }
+      case "github":
+        return {
+          url: settings.endpoint!.replace("{client_id}", encodeURIComponent(clientId)),
+          request: {
+            method: "POST",
+            headers: {
+              authorization: basic,
+              accept: "application/vnd.github+json",
+              "content-type": "application/json",
+              "x-github-api-version": "2022-11-28",
+              "user-agent": "portcullis",
+            },
+            body: JSON.stringify({ access_token: token }),
+          },
+        };
+      case "rfc7662": {
+        const endpoint = await this.#endpointUrl(deps, now, limits);
+        const form = new URLSearchParams({ token, token_type_hint: "access_token" });
+        const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
+        if (settings.auth_method === "client_secret_post") {
+          form.set("client_id", clientId);
+          form.set("client_secret", secret ?? "");
+        } else {
+          // RFC 6749 2.3.1: both parts form-encoded before Basic encoding.
+          headers.authorization = basic;
+        }
+        return { url: endpoint, request: { method: "POST", headers, body: form.toString() } };
+      }
+    }
+  }
+
+  /**
+   * Each flavor's answer mapped into the same verified-identity claims: `sub`, `client_id`, `scope`,
+   * `exp` (absolute), `aud`; provider extras (email, login) kept. Echoed tokens are never carried over.
+   */
+  #normalize(body: Record<string, unknown>, now: number): JWTPayload {
+    const nowSeconds = Math.floor(now / 1000);
+    const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
+    switch (this.issuer.introspection!.flavor) {
+      case "rfc7662": {
+        // RFC 7662 2.2: only a JSON object with boolean `active: true` is an active token.
+        if (body.active !== true) throw invalidToken("token_inactive");
+        if (body.token_type !== undefined && (typeof body.token_type !== "string" || body.token_type.toLowerCase() !== "bearer")) {
+          throw invalidToken("token_type_not_bearer");
+        }
+        const { active: _active, ...claims } = body;
+        return claims as JWTPayload;
+      }
+      case "google": {
+        // Google sends numbers as strings: `exp` is an absolute epoch, `expires_in` seconds left.
+        const left = seconds(body.expires_in);
+        const exp = seconds(body.exp) ?? (left === undefined ? undefined : nowSeconds + left);
+        if (exp === undefined) throw invalidToken("claim_invalid_exp");
+        const aud = [text(body.aud), text(body.azp)].filter((value): value is string => value !== undefined);
+        return strip({
+          sub: text(body.sub),
+          client_id: text(body.azp) ?? text(body.aud),
+          aud: [...new Set(aud)],
+          scope: text(body.scope),
+          exp,
+          email: text(body.email),
+          email_verified: body.email_verified === true || body.email_verified === "true",
+        });
+      }
+      case "github": {
+        const user = (body.user ?? {}) as Record<string, unknown>;
+        const app = (body.app ?? {}) as Record<string, unknown>;
+        // The check is per OAuth app: a token of another app must never pass as ours.
+        if (app.client_id !== this.issuer.introspection!.client_id) throw invalidToken("client_mismatch");
+        const scopes = Array.isArray(body.scopes) ? body.scopes.filter((scope): scope is string => typeof scope === "string") : [];
+        const expiresAt = typeof body.expires_at === "string" ? Date.parse(body.expires_at) : Number.NaN;
+        return strip({
+          sub: user.id === undefined ? undefined : String(user.id),
+          login: text(user.login),
+          client_id: text(app.client_id),
+          scope: scopes.join(" "),
+          exp: Number.isFinite(expiresAt) ? Math.floor(expiresAt / 1000) : undefined,
+        });
+      }
+      case "amazon": {
+        // Amazon's `exp` is seconds remaining, not an epoch.
+        const left = seconds(body.exp);
+        if (left === undefined) throw invalidToken("claim_invalid_exp");
+        return strip({
+          iss: text(body.iss),
+          sub: text(body.user_id),
+          client_id: text(body.aud),
+          aud: text(body.aud),
+          app_id: text(body.app_id),
+          iat: seconds(body.iat),
+          exp: nowSeconds + left,
+        });
+      }
+    }
+  }
+
+  /** Checks common to every flavor, on the normalized claims. */
+  #checkClaims(claims: JWTPayload, now: number): JWTPayload {
     for (const time of ["exp", "nbf", "iat"] as const) {
       if (claims[time] !== undefined && typeof claims[time] !== "number") throw invalidToken(`claim_invalid_${time}`);
     }
     this.#checkTimes(claims, now);
     if (claims.iss !== undefined && claims.iss !== this.issuer.issuer) throw invalidToken("issuer_mismatch");
     const audiences = claims.aud === undefined ? undefined : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-    if (audiences === undefined ? this.issuer.introspection!.require_audience : !audiences.some((aud) => this.issuer.audiences.includes(aud as string))) {
-      throw invalidToken("audience_mismatch");
-    }
-    if (claims.token_type !== undefined && (typeof claims.token_type !== "string" || claims.token_type.toLowerCase() !== "bearer")) {
-      throw invalidToken("token_type_not_bearer");
+    // GitHub tokens have no audience: the per-app check in #normalize binds them to us.
+    if (this.issuer.introspection!.flavor !== "github") {
+      const required = this.issuer.introspection!.require_audience;
+      if (audiences === undefined ? required : !audiences.some((aud) => this.issuer.audiences.includes(aud as string))) {
+        throw invalidToken("audience_mismatch");
+      }
     }
     if (claims.cnf !== undefined) throw invalidToken("token_sender_constrained");
-    const { active: _active, ...rest } = claims;
-    return { ...rest, iss: this.issuer.issuer };
+    return { ...claims, iss: this.issuer.issuer };
   }
 
   /** Checked on every use, cached or not: a cache entry never outlives `exp`. */
@@ -173,6 +281,20 @@ export class Introspector {
         .catch(() => deps.log({ event: "introspection_kv_write_failed", issuer: this.issuer.issuer })),
     );
   }
+}
+
+/** The failed status that means "this token is not valid" for each flavor (everything else is a 503). */
+const INACTIVE_STATUS: Record<string, string | undefined> = { google: "status_400", amazon: "status_400", github: "status_404", rfc7662: undefined };
+
+/** A number, or a string of digits (Google and Amazon send numbers as strings). */
+function seconds(value: unknown): number | undefined {
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  return typeof value === "string" && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
+}
+
+/** Drops undefined members, so absent provider fields stay absent. */
+function strip(claims: Record<string, unknown>): JWTPayload {
+  return Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== undefined)) as JWTPayload;
 }
 
 /** application/x-www-form-urlencoded for one value. */

@@ -4,6 +4,7 @@ import { GateError, invalidToken } from "../errors/errors";
 import { ImportedKeys, keyFitsAlgorithm, type KeyRecord } from "./keys";
 import type { Fetcher } from "./fetch-json";
 import { KeySetCache, type KeySetDeps } from "./jwks";
+import { StaticKeySet } from "./static-keys";
 import { checkHeader, parseCompactJws } from "./jws";
 
 /**
@@ -32,32 +33,49 @@ const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64
 
 interface IssuerState {
   config: IssuerConfig;
-  keySet: KeySetCache;
+  keySet: KeySetCache | StaticKeySet;
   types: ReadonlySet<string>;
 }
 
 /** `at+jwt`, `AT+JWT` and `application/at+jwt` are the same media type (RFC 7515 4.1.9). */
 const normalizeType = (typ: string) => typ.toLowerCase().replace(/^application\//, "");
 
+/** Entra-style issuers with a `{tenantid}` placeholder; the tenant must be allowed and match `tid`. */
+interface TemplateIssuer {
+  pattern: RegExp;
+  tenants: ReadonlySet<string>;
+  state: IssuerState;
+}
+
+const TENANT = "([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})";
+
 export class JwtVerifier {
   readonly #issuers = new Map<string, IssuerState>();
+  readonly #templates: TemplateIssuer[] = [];
   readonly #imported = new ImportedKeys();
 
   constructor(issuers: readonly IssuerConfig[]) {
     for (const config of issuers) {
-      this.#issuers.set(config.issuer, {
+      // Provider issuers (Google, GitHub, Amazon) take opaque tokens only: a JWT naming them is refused.
+      if (config.introspection && config.introspection.flavor !== "rfc7662" && !config.jwks_uri && !config.keys) continue;
+      const state: IssuerState = {
         config,
-        keySet: new KeySetCache(config),
+        keySet: config.keys ? new StaticKeySet(config) : new KeySetCache(config),
         types: new Set(config.types.map(normalizeType)),
-      });
+      };
+      this.#issuers.set(config.issuer, state);
+      if (config.issuer.includes("{tenantid}")) {
+        const [before, after] = config.issuer.split("{tenantid}") as [string, string];
+        const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+        this.#templates.push({ pattern: new RegExp(`^${escape(before)}${TENANT}${escape(after)}$`), tenants: new Set(config.tenants), state });
+      }
     }
   }
 
   async verify(token: string, deps: VerifyDeps): Promise<VerifiedToken> {
     const { header, claims } = parseCompactJws(token);
     if (typeof claims.iss !== "string") throw invalidToken("issuer_missing");
-    const issuer = this.#issuers.get(claims.iss);
-    if (!issuer) throw invalidToken("issuer_unknown");
+    const { issuer, tenant } = this.#issuerFor(claims.iss);
     const { config } = issuer;
 
     const alg = checkHeader(header, config.algorithms);
@@ -73,7 +91,7 @@ export class JwtVerifier {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, key, {
-        issuer: config.issuer,
+        issuer: claims.iss,
         audience: config.audiences,
         algorithms: [alg],
         clockTolerance: config.clock_tolerance,
@@ -84,6 +102,8 @@ export class JwtVerifier {
       throw invalidToken(joseReason(error));
     }
     checkExtraClaims(payload, config, deps.now());
+    // A tenant-templated issuer: the token's own `tid` must name the tenant its `iss` names.
+    if (tenant !== undefined && payload.tid !== tenant) throw invalidToken("tenant_mismatch");
     return { issuer: config.issuer, claims: payload, kid, alg, thumbprint };
   }
 
@@ -97,6 +117,19 @@ export class JwtVerifier {
     if (!state) return false;
     const keys = await state.keySet.keys(keySetDeps(state.config, deps));
     return keys.some((key) => key.thumbprint === thumbprint);
+  }
+
+  /** The issuer a token's `iss` names: an exact configured issuer, or an allowed tenant of a template. */
+  #issuerFor(iss: string): { issuer: IssuerState; tenant?: string } {
+    const exact = this.#issuers.get(iss);
+    if (exact && !exact.config.issuer.includes("{tenantid}")) return { issuer: exact };
+    for (const template of this.#templates) {
+      const tenant = template.pattern.exec(iss)?.[1];
+      if (tenant === undefined) continue;
+      if (!template.tenants.has("*") && !template.tenants.has(tenant)) throw invalidToken("tenant_not_allowed");
+      return { issuer: template.state, tenant };
+    }
+    throw invalidToken("issuer_unknown");
   }
 
   /** Refreshes every issuer's keys that are past half their life (the cron trigger). */

@@ -23,7 +23,9 @@ export class TokenValidator {
   readonly #jwt: JwtVerifier;
   readonly #issuers: Map<string, IssuerConfig>;
   readonly #introspectors = new Map<string, Introspector>();
-  readonly #opaqueIssuer: IssuerConfig | undefined;
+  /** Issuers taking opaque tokens by prefix, then the one taking all others (if any). */
+  readonly #prefixed: IssuerConfig[];
+  readonly #catchAll: IssuerConfig | undefined;
   readonly #cache: VerifiedTokenCache | undefined;
 
   constructor(issuers: readonly IssuerConfig[], cache: { enabled: boolean; max_entries: number; max_ttl: number } = { enabled: false, max_entries: 0, max_ttl: 0 }) {
@@ -31,7 +33,9 @@ export class TokenValidator {
     this.#jwt = new JwtVerifier(issuers);
     this.#issuers = new Map(issuers.map((issuer) => [issuer.issuer, issuer]));
     for (const issuer of issuers) if (issuer.introspection) this.#introspectors.set(issuer.issuer, new Introspector(issuer));
-    this.#opaqueIssuer = issuers.find((issuer) => issuer.introspection?.opaque_tokens);
+    const opaque = issuers.filter((issuer) => issuer.introspection?.opaque_tokens);
+    this.#prefixed = opaque.filter((issuer) => issuer.introspection!.token_prefixes);
+    this.#catchAll = opaque.find((issuer) => !issuer.introspection!.token_prefixes);
   }
 
   get jwt(): JwtVerifier {
@@ -47,9 +51,10 @@ export class TokenValidator {
       await this.#introspect(issuer, token, deps);
       return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via: `${via}+introspection` };
     }
-    if (!this.#opaqueIssuer) throw invalidToken("malformed_token");
-    const claims = await this.#introspect(this.#opaqueIssuer, token, deps);
-    return { issuer: this.#opaqueIssuer.issuer, claims, kid: undefined, via: "introspection" };
+    const issuer = this.#prefixed.find((candidate) => candidate.introspection!.token_prefixes!.some((prefix) => token.startsWith(prefix))) ?? this.#catchAll;
+    if (!issuer) throw invalidToken("malformed_token");
+    const claims = await this.#introspect(issuer, token, deps);
+    return { issuer: issuer.issuer, claims, kid: undefined, via: "introspection" };
   }
 
   /** JWT verification through the verified-token cache (successes only; time is re-checked on every hit). */

@@ -18,7 +18,7 @@ describe("configuration", () => {
     if (!result.ok) throw new Error(JSON.stringify(result.issues));
     const { config } = result;
     expect(config.realm).toBe("api");
-    expect(config.token).toEqual({ max_length: 8192, allow_query: false });
+    expect(config.token).toEqual({ max_length: 8192, allow_query: false, extra_characters: "" });
     expect(config.issuers[0]).toMatchObject({ algorithms: ["RS256", "ES256"], types: ["at+jwt"], clock_tolerance: 30 });
     expect(config.issuers[0]!.jwks).toEqual({
       timeout_ms: 5000,
@@ -50,7 +50,7 @@ describe("configuration", () => {
       routes: [{ path: "v1", scopes: ["has space"] }],
     });
     expect(issues.relam).toMatch(/not a known field/);
-    expect(issues["issuers.0.audiences"]).toBe("is required");
+    expect(issues["issuers.0.audiences"]).toBe("must list at least one audience");
     expect(issues["issuers.0.algorithms.0"]).toMatch(/not a supported algorithm/);
     expect(issues["routes.0.path"]).toMatch(/start with \//);
     expect(issues["routes.0.scopes.0"]).toMatch(/scope token/);
