@@ -2,6 +2,7 @@ import type { JWTPayload } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { invalidToken } from "../errors/errors";
 import { Introspector } from "./introspection";
+import { decryptNested } from "./jwe";
 import { isJoseShaped } from "./jws";
 import { JwtVerifier, keySetDeps, type VerifyDeps } from "./jwt";
 import { tokenKey, VerifiedTokenCache, type CachedVerification } from "./token-cache";
@@ -27,12 +28,14 @@ export class TokenValidator {
   readonly #prefixed: IssuerConfig[];
   readonly #catchAll: IssuerConfig | undefined;
   readonly #cache: VerifiedTokenCache | undefined;
+  readonly #decrypting: IssuerConfig[];
 
   constructor(issuers: readonly IssuerConfig[], cache: { enabled: boolean; max_entries: number; max_ttl: number } = { enabled: false, max_entries: 0, max_ttl: 0 }) {
     if (cache.enabled) this.#cache = new VerifiedTokenCache(cache.max_entries, cache.max_ttl * 1000);
     this.#jwt = new JwtVerifier(issuers);
     this.#issuers = new Map(issuers.map((issuer) => [issuer.issuer, issuer]));
     for (const issuer of issuers) if (issuer.introspection) this.#introspectors.set(issuer.issuer, new Introspector(issuer));
+    this.#decrypting = issuers.filter((issuer) => issuer.decryption);
     const opaque = issuers.filter((issuer) => issuer.introspection?.opaque_tokens);
     this.#prefixed = opaque.filter((issuer) => issuer.introspection!.token_prefixes);
     this.#catchAll = opaque.find((issuer) => !issuer.introspection!.token_prefixes);
@@ -43,6 +46,14 @@ export class TokenValidator {
   }
 
   async validate(token: string, options: { introspect: boolean }, deps: VerifyDeps): Promise<ValidatedToken> {
+    if (this.#decrypting.length && token.split(".").length === 5) {
+      const { jwt, issuer } = await decryptNested(token, this.#decrypting, deps.binding);
+      // Nested once only, and the inner JWT must come from the issuer whose key decrypted it.
+      if (jwt.split(".").length !== 3) throw invalidToken("jwe_not_nested_jwt");
+      const inner = await this.validate(jwt, options, deps);
+      if (inner.issuer !== issuer.issuer) throw invalidToken("jwe_issuer_mismatch");
+      return inner;
+    }
     if (isJoseShaped(token)) {
       const verified = await this.#verifyJwt(token, deps);
       const issuer = this.#issuers.get(verified.issuer)!;
