@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", ".wrangler/", "coverage/"] },
+  { ignores: ["node_modules/", "dist/", ".wrangler/", "coverage/", "bench/.out/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -13,9 +13,9 @@ export default tseslint.config(
     },
   },
   {
-    files: ["demo/**/*.mjs", "scripts/**/*.mjs", "examples/**/*.mjs"],
+    files: ["demo/**/*.mjs", "scripts/**/*.mjs", "examples/**/*.mjs", "bench/**/*.mjs", "bench/**/*.js"],
     languageOptions: {
-      globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", URL: "readonly", fetch: "readonly", Buffer: "readonly", URLSearchParams: "readonly", AbortSignal: "readonly", TextEncoder: "readonly", TextDecoder: "readonly", crypto: "readonly", Response: "readonly", Headers: "readonly", setInterval: "readonly", clearInterval: "readonly", AbortController: "readonly" },
+      globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", URL: "readonly", fetch: "readonly", Buffer: "readonly", URLSearchParams: "readonly", AbortSignal: "readonly", TextEncoder: "readonly", TextDecoder: "readonly", crypto: "readonly", Response: "readonly", Headers: "readonly", setInterval: "readonly", clearInterval: "readonly", AbortController: "readonly", performance: "readonly", Request: "readonly", structuredClone: "readonly", queueMicrotask: "readonly" },
     },
   },
 );

@@ -52,7 +52,7 @@ export class Fixture {
   async stats(): Promise<{
     jwksFetches: number;
     metadataFetches: number;
-    introspectionCalls: { authorization: string | null; form: Record<string, string> }[];
+    introspectionCalls: { method: string; path: string; authorization: string | null; accept: string; apiVersion: string; form: Record<string, string>; tokenIn: string }[];
     uploadFirstChunk: boolean;
     originRequests: OriginRecord[];
   }> {

@@ -321,8 +321,10 @@ export const ConfigSchema = v.strictObject({
   kv_binding: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name")), "PORTCULLIS_KV"),
 });
 
+/** An issuer as users write it: `issuer` may come from a `preset`. */
+export type IssuerInput = Omit<v.InferInput<typeof IssuerSchema>, "issuer"> & { issuer?: string };
 /** What users write (defaults optional). */
-export type PortcullisConfig = v.InferInput<typeof ConfigSchema>;
+export type PortcullisConfig = Omit<v.InferInput<typeof ConfigSchema>, "issuers"> & { issuers: IssuerInput[] };
 /** What the gate runs on (defaults filled in, cross-field rules checked). */
 export type ResolvedConfig = v.InferOutput<typeof ConfigSchema>;
 export type IssuerConfig = ResolvedConfig["issuers"][number];

@@ -23,7 +23,7 @@ interface JwksBehaviour {
 interface IntrospectionBehaviour {
   /** Answer per token; `default` for any other token. */
   answers: Record<string, { status: number; body: string; delayMs?: number }>;
-  calls: { authorization: string | null; form: Record<string, string> }[];
+  calls: { method: string; path: string; authorization: string | null; accept: string; apiVersion: string; form: Record<string, string>; tokenIn: string }[];
 }
 
 interface Namespace {
@@ -116,12 +116,30 @@ async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
     state.introspection.answers = JSON.parse((await readBody(req)).toString()) as IntrospectionBehaviour["answers"];
     return json(res, 200, { ok: true });
   }
-  if (action === "introspect" && req.method === "POST") {
-    const form = Object.fromEntries(new URLSearchParams((await readBody(req)).toString()));
-    // Recorded without the token itself: tests only need to see how the client authenticated.
-    const { token, ...rest } = form;
-    state.introspection.calls.push({ authorization: req.headers.authorization ?? null, form: { ...rest, token: token ? "(present)" : "" } });
-    const answer = state.introspection.answers[token ?? ""] ?? state.introspection.answers.default ?? { status: 200, body: '{"active":false}' };
+  // Token checks: RFC 7662 (POST form `token`), Google/Amazon (GET `?access_token=`), GitHub
+  // (POST JSON `access_token` to /applications/{client_id}/token). Answered per token, recorded without it.
+  if (action === "introspect" || /^applications\/[^/]+\/token$/.test(action)) {
+    const raw = (await readBody(req)).toString();
+    const query = new URL(req.url ?? "/", "http://x").searchParams;
+    const form = Object.fromEntries(new URLSearchParams(raw));
+    let json: Record<string, string> = {};
+    try {
+      json = raw.startsWith("{") ? (JSON.parse(raw) as Record<string, string>) : {};
+    } catch {
+      json = {};
+    }
+    const token = query.get("access_token") ?? form.token ?? json.access_token ?? "";
+    const { token: _t, ...rest } = form;
+    state.introspection.calls.push({
+      method: req.method ?? "",
+      path: action,
+      authorization: req.headers.authorization ?? null,
+      accept: String(req.headers.accept ?? ""),
+      apiVersion: String(req.headers["x-github-api-version"] ?? ""),
+      form: { ...rest, token: form.token ? "(present)" : "" },
+      tokenIn: query.has("access_token") ? "query" : json.access_token ? "json" : form.token ? "form" : "none",
+    });
+    const answer = state.introspection.answers[token] ?? state.introspection.answers.default ?? { status: 200, body: '{"active":false}' };
     if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
     res.writeHead(answer.status, { "content-type": "application/json" });
     return res.end(answer.body);

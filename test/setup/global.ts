@@ -1,5 +1,8 @@
 import { createLocalJWKSet, exportJWK, generateKeyPair } from "jose";
 import { startExampleOrigin } from "../../examples/origin-node/server.mjs";
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { startAuthorizationServer } from "./authorization-server";
 import { closedPortUrl, listen } from "./fixtures";
@@ -27,6 +30,16 @@ export default async function setup(project: TestProject) {
   });
   project.provide("assertionPrivateJwk", JSON.stringify({ ...(await exportJWK(assertionKeys.privateKey)), kid: "assert-1" }));
   project.provide("exampleOriginUrl", exampleOrigin.url);
+
+  // A self-signed test certificate (and its key) for static-key issuers: test/fixtures, test material only.
+  const fixtures = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
+  project.provide(
+    "staticCertificate",
+    JSON.stringify({
+      certificate: await readFile(join(fixtures, "static-cert.pem"), "utf8"),
+      privateKey: await readFile(join(fixtures, "static-cert.pkcs8.pem"), "utf8"),
+    }),
+  );
 
   project.provide("issuerUrl", issuer.url);
   project.provide("originUrl", origin.url);
@@ -63,6 +76,8 @@ declare module "vitest" {
     selfPrivateJwk: string;
     /** Private Ed25519 JWK the gate signs origin assertions with (kid assert-1). */
     assertionPrivateJwk: string;
+    /** JSON `{ certificate, privateKey }`: a self-signed RSA test certificate (PEM) and its PKCS#8 key. */
+    staticCertificate: string;
     /** examples/origin-node, trusting assertions with iss https://gate.test, aud example-origin. */
     exampleOriginUrl: string;
     /** JSON of `JwsVectors` (test/setup/vectors.ts), or null when the shared vectors folder is absent. */
