@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
-import Provider, { errors, type Adapter, type AdapterPayload, type ClientMetadata, type Configuration, type ResourceServer } from "oidc-provider";
+import Provider, { errors, type ClientMetadata, type Configuration, type ResourceServer } from "oidc-provider";
+import { memoryAdapter, type OidcStore } from "../test/setup/oidc-memory-adapter";
 
 /**
  * The end-to-end suite's authorization server: panva's oidc-provider 9 on loopback, started (and restarted
@@ -58,7 +59,7 @@ export interface Clients {
 /** What survives a restart: the clients (their secrets) and the stored artifacts (opaque tokens). */
 export interface PersistentState {
   clients: Clients;
-  store: Map<string, { payload: AdapterPayload; expiresAt: number }>;
+  store: OidcStore;
 }
 
 export interface AuthorizationServer {
@@ -86,54 +87,6 @@ export function newState(): PersistentState {
       gatePost: { id: "gate-post", secret: secret() },
     },
     store: new Map(),
-  };
-}
-
-/** Silent memory adapter over a store that outlives one provider instance. */
-function memoryAdapter(store: PersistentState["store"]) {
-  return (model: string): Adapter => {
-    const key = (id: string) => `${model}:${id}`;
-    const get = (k: string) => {
-      const entry = store.get(k);
-      if (!entry) return undefined;
-      if (entry.expiresAt <= Date.now()) {
-        store.delete(k);
-        return undefined;
-      }
-      return entry.payload;
-    };
-    const findBy = (field: "uid" | "userCode", value: string) => {
-      for (const k of store.keys()) {
-        if (!k.startsWith(`${model}:`)) continue;
-        const payload = get(k);
-        if (payload?.[field] === value) return payload;
-      }
-      return undefined;
-    };
-    return {
-      async upsert(id, payload, expiresIn) {
-        store.set(key(id), { payload, expiresAt: typeof expiresIn === "number" ? Date.now() + expiresIn * 1000 : Infinity });
-      },
-      async find(id) {
-        return get(key(id));
-      },
-      async findByUid(uid) {
-        return findBy("uid", uid);
-      },
-      async findByUserCode(userCode) {
-        return findBy("userCode", userCode);
-      },
-      async consume(id) {
-        const payload = get(key(id));
-        if (payload) payload.consumed = Math.floor(Date.now() / 1000);
-      },
-      async destroy(id) {
-        store.delete(key(id));
-      },
-      async revokeByGrantId(grantId) {
-        for (const [k, { payload }] of store) if (payload.grantId === grantId) store.delete(k);
-      },
-    };
   };
 }
 

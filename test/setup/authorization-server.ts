@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair } from "jose";
-import Provider, { errors, type Adapter, type AdapterPayload, type ClientMetadata, type Configuration } from "oidc-provider";
+import Provider, { errors, type ClientMetadata, type Configuration } from "oidc-provider";
+import { memoryAdapter } from "./oidc-memory-adapter";
 
 /**
  * A real OAuth 2.0 authorization server on loopback for the token-introspection tests: panva's
@@ -45,58 +46,6 @@ export interface AuthorizationServer {
   close(): Promise<void>;
 }
 
-/**
- * Storage for the provider's artifacts. oidc-provider's built-in memory adapter works the same but
- * prints a "development-only" warning on every start; this one is silent. Expiry is also checked by
- * the provider itself (the stored payload's `exp`), so entries here only need dropping eventually.
- */
-function memoryAdapter() {
-  const store = new Map<string, { payload: AdapterPayload; expiresAt: number }>();
-  return (model: string): Adapter => {
-    const key = (id: string) => `${model}:${id}`;
-    const get = (k: string) => {
-      const entry = store.get(k);
-      if (!entry) return undefined;
-      if (entry.expiresAt <= Date.now()) {
-        store.delete(k);
-        return undefined;
-      }
-      return entry.payload;
-    };
-    const findBy = (field: "uid" | "userCode", value: string) => {
-      for (const [k] of store) {
-        if (!k.startsWith(`${model}:`)) continue;
-        const payload = get(k);
-        if (payload?.[field] === value) return payload;
-      }
-      return undefined;
-    };
-    return {
-      async upsert(id, payload, expiresIn) {
-        store.set(key(id), { payload, expiresAt: typeof expiresIn === "number" ? Date.now() + expiresIn * 1000 : Infinity });
-      },
-      async find(id) {
-        return get(key(id));
-      },
-      async findByUid(uid) {
-        return findBy("uid", uid);
-      },
-      async findByUserCode(userCode) {
-        return findBy("userCode", userCode);
-      },
-      async consume(id) {
-        const payload = get(key(id));
-        if (payload) payload.consumed = Math.floor(Date.now() / 1000);
-      },
-      async destroy(id) {
-        store.delete(key(id));
-      },
-      async revokeByGrantId(grantId) {
-        for (const [k, { payload }] of store) if (payload.grantId === grantId) store.delete(k);
-      },
-    };
-  };
-}
 
 const secret = () => randomBytes(24).toString("base64url");
 
