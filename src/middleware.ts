@@ -1,6 +1,6 @@
 import type { Handler, MiddlewareHandler } from "hono";
 import { keyRing } from "./forward/assertion";
-import { forwardToOrigin, type ForwardOptions } from "./forward/origin";
+import { forwardToOrigin, removeHopByHop, type ForwardOptions } from "./forward/origin";
 import type { JWTPayload } from "jose";
 import { formatIssues, parseConfig } from "./config/load";
 import type { IssuerConfig, PortcullisConfig, ResolvedConfig } from "./config/schema";
@@ -230,6 +230,7 @@ function forwardedRequest(request: Request, identity: Identity | undefined, conf
   const headers = new Headers(request.headers);
   const { header_prefix: prefix, max_header_bytes: max, claim_headers, authorization } = config.forward;
   stripControlledHeaders(headers, prefix, [config.forward.assertion?.header, config.forward.shared_secret?.header]);
+  removeHopByHop(headers);
   if (authorization === "strip") headers.delete("authorization");
   if (identity) {
     const values: [string, unknown][] = [

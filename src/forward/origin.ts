@@ -72,8 +72,10 @@ export function forwardToOrigin(options: ForwardOptions): Handler<{ Variables: P
     const request = c.req.raw;
     try {
       const target = originUrl(new URL(request.url), decision.path, decision.search, options.origin);
-      const headers = new Headers(request.headers);
-      removeHopByHop(headers);
+      // The gate already copied and cleaned these headers (identity namespace, hop-by-hop); only the
+      // forwarder's own headers are added, to the one copy the outbound request needs anyway.
+      const needsOwnHeaders = forward.shared_secret !== undefined || forward.assertion !== undefined;
+      const headers = needsOwnHeaders ? new Headers(request.headers) : request.headers;
       if (forward.shared_secret) headers.set(forward.shared_secret.header, secretValue(env, forward.shared_secret.secret, "shared_secret_missing"));
       if (forward.assertion) {
         const ring = await keyRing(env[forward.assertion.signing_keys]);

@@ -54,8 +54,11 @@ export class TokenValidator {
       if (inner.issuer !== issuer.issuer) throw invalidToken("jwe_issuer_mismatch");
       return inner;
     }
-    if (isJoseShaped(token)) {
-      const verified = await this.#verifyJwt(token, deps);
+    // A cache hit proves the token is a JWT verified before: looked up first, it skips even the header decode.
+    const key = this.#cache && token.split(".").length === 3 ? await tokenKey(token) : undefined;
+    const hit = key === undefined ? undefined : await this.#cacheHit(key, deps);
+    if (hit || isJoseShaped(token)) {
+      const verified = hit ?? (await this.#verifyJwt(token, key, deps));
       const issuer = this.#issuers.get(verified.issuer)!;
       const via = verified.cached ? "jwt_cached" : "jwt";
       if (!(issuer.introspection?.jwts || options.introspect)) return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via };
@@ -68,14 +71,15 @@ export class TokenValidator {
     return { issuer: issuer.issuer, claims, kid: undefined, via: "introspection" };
   }
 
-  /** JWT verification through the verified-token cache (successes only; time is re-checked on every hit). */
-  async #verifyJwt(token: string, deps: VerifyDeps): Promise<CachedVerification & { cached?: true }> {
-    if (!this.#cache) return this.#jwt.verify(token, deps);
-    const key = await tokenKey(token);
-    const hit = this.#cache.get(key, deps.now());
-    if (hit && (await this.#jwt.stillHasKey(hit.issuer, hit.thumbprint, deps))) return { ...hit, cached: true };
+  /** JWT verification, stored in the verified-token cache when on (successes only; time re-checked on every hit). */
+  async #cacheHit(key: string, deps: VerifyDeps): Promise<(CachedVerification & { cached: true }) | undefined> {
+    const hit = this.#cache!.get(key, deps.now());
+    return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.thumbprint, deps)) ? { ...hit, cached: true } : undefined;
+  }
+
+  async #verifyJwt(token: string, key: string | undefined, deps: VerifyDeps): Promise<CachedVerification & { cached?: true }> {
     const verified = await this.#jwt.verify(token, deps);
-    this.#cache.set(key, verified, this.#issuers.get(verified.issuer)!.clock_tolerance, deps.now());
+    if (this.#cache && key !== undefined) this.#cache.set(key, verified, this.#issuers.get(verified.issuer)!.clock_tolerance, deps.now());
     return verified;
   }
 
