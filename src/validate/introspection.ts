@@ -4,7 +4,7 @@ import { GateError, invalidToken } from "../errors/errors";
 import type { LogFn } from "../log";
 import { discoverEndpoint } from "./discovery";
 import { FetchJsonError, fetchJson, type Fetcher, type JsonRequest } from "./fetch-json";
-import { sha256Hex } from "./jwks";
+import { documentLifetime, sha256Hex } from "./jwks";
 
 /**
  * RFC 7662 token introspection for one issuer, with a cache that is safe by construction: keyed by a
@@ -246,9 +246,7 @@ export class Introspector {
     if (configured) return configured;
     if (this.#endpoint && now < this.#endpoint.expiresAt) return this.#endpoint.url;
     const discovered = await discoverEndpoint(deps.fetch, this.issuer.issuer, "introspection_endpoint", limits);
-    const { min_age, max_age, default_age } = this.issuer.jwks;
-    const lifetime = discovered.maxAge === undefined ? default_age : Math.min(max_age, Math.max(min_age, discovered.maxAge));
-    this.#endpoint = { url: discovered.url, expiresAt: now + lifetime * 1000 };
+    this.#endpoint = { url: discovered.url, expiresAt: now + documentLifetime(this.issuer.jwks, discovered.maxAge) * 1000 };
     return discovered.url;
   }
 

@@ -202,20 +202,15 @@ export class KeySetCache {
       } else {
         const discovered = await discoverEndpoint(deps.fetch, this.issuer.issuer, "jwks_uri", limits);
         jwksUri = discovered.url;
-        jwksUriExpiresAt = now + this.#lifetime(discovered.maxAge) * 1000;
+        jwksUriExpiresAt = now + documentLifetime(this.issuer.jwks, discovered.maxAge) * 1000;
         deps.log({ event: "jwks_discovered", issuer: this.issuer.issuer });
       }
     }
     const { body, maxAge } = await fetchJson(deps.fetch, jwksUri, limits);
     const keys = await usableKeys(body, this.issuer.issuer, deps.log);
-    return { keys, fetchedAt: now, expiresAt: now + this.#lifetime(maxAge) * 1000, jwksUri, jwksUriExpiresAt };
+    return { keys, fetchedAt: now, expiresAt: now + documentLifetime(this.issuer.jwks, maxAge) * 1000, jwksUri, jwksUriExpiresAt };
   }
 
-  /** Seconds a fetched document is used: its max-age within [min_age, max_age], else default_age. */
-  #lifetime(maxAge: number | undefined): number {
-    const { min_age, max_age, default_age } = this.issuer.jwks;
-    return maxAge === undefined ? default_age : Math.min(max_age, Math.max(min_age, maxAge));
-  }
 
   /** Settled values only are shared between requests, so the names are cached, not a promise of them. */
   async #names(): Promise<{ set: string; attempt: string }> {
@@ -294,6 +289,11 @@ export class KeySetCache {
         .catch(() => undefined),
     );
   }
+}
+
+/** Seconds a fetched key set or metadata document is used: its max-age within [min_age, max_age], else default_age. */
+export function documentLifetime(jwks: IssuerConfig["jwks"], maxAge: number | undefined): number {
+  return maxAge === undefined ? jwks.default_age : Math.min(jwks.max_age, Math.max(jwks.min_age, maxAge));
 }
 
 /** The usable keys of a JWKS document; a set with none is a failed fetch, never an empty replacement. */
