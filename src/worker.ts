@@ -1,14 +1,14 @@
-import { Hono } from "hono";
 import { formatIssues, parseConfig, type ConfigIssue } from "./config/load";
 import { parseOrigin } from "./config/origin";
 import { errorResponse } from "./errors/challenge";
 import { GateError } from "./errors/errors";
+import { createGate, type Gate } from "./gate";
 import { consoleLog } from "./log";
-import { createGate, type Gate, type PortcullisVariables } from "./middleware";
 
 /**
- * The deployable Worker: the gate, then the forwarder. Configuration comes from `[vars]`
- * (`PORTCULLIS_CONFIG`, `ORIGIN_URL`); it is validated once per isolate and on every change.
+ * The deployable Worker: the gate, then the origin. Configuration comes from `[vars]` (`PORTCULLIS_CONFIG`,
+ * `ORIGIN_URL`); it is validated once per isolate and on every change. No router in front: every request
+ * goes through the one pipeline (gate.ts), so there is no path around it.
  */
 export interface Env {
   PORTCULLIS_CONFIG?: unknown;
@@ -64,13 +64,5 @@ function buildApp(env: Env): App {
     };
   }
   const gate = createGate(parsed.config);
-  const app = new Hono<{ Bindings: Env; Variables: PortcullisVariables }>();
-  app.use("*", gate.middleware);
-  app.all("*", gate.forwarder(origin));
-  app.onError((error) => {
-    const gateError = error instanceof GateError ? error : new GateError("server_error", "internal_error");
-    consoleLog({ event: "forward", outcome: "error", status: gateError.status, reason: gateError.reason });
-    return errorResponse({ realm: parsed.config.realm }, gateError);
-  });
-  return { fetch: (request, env, ctx) => app.fetch(request, env, ctx), gate };
+  return { fetch: (request, env, ctx) => gate.handle(request, env, ctx, origin), gate };
 }

@@ -132,7 +132,11 @@ export interface Gate {
   request: (path: string, init?: RequestInit) => Promise<Response>;
 }
 
-/** A Hono app exactly as the Worker entry builds it, but with test-chosen config and clock. */
+/**
+ * A gate with test-chosen config and clock, mounted the way the vitest project says (`inject("mount")`):
+ * `worker` = the Worker entry's pipeline (`gate.handle`), `hono` = the Hono middleware + forwarder a
+ * library user mounts. Both run every gate test (vitest.config.ts projects).
+ */
 export function makeGate(
   fixture: Fixture,
   config: unknown,
@@ -140,18 +144,25 @@ export function makeGate(
 ): Gate {
   const logs: Record<string, unknown>[] = [];
   const gateOptions: PortcullisOptions = { log: (entry) => logs.push(entry), ...options };
-  const app = new Hono<{ Variables: PortcullisVariables }>();
   const parsed = parseConfig(config);
-  if (parsed.ok) {
+  // origin: a URL (ORIGIN_URL mode, the echo origin by default), or null for route mode.
+  const origin = options.origin === null ? undefined : new URL(options.origin ?? inject("originUrl"));
+  let handler: (request: Request, env: Record<string, unknown>, ctx: ExecutionContext) => Promise<Response>;
+  if (parsed.ok && inject("mount") !== "hono") {
     const gate = createGate(parsed.config, gateOptions);
-    app.use("*", gate.middleware);
-    // origin: a URL (ORIGIN_URL mode, the echo origin by default), or null for route mode.
-    const origin = options.origin === null ? undefined : new URL(options.origin ?? inject("originUrl"));
-    app.all("*", gate.forwarder(origin));
+    handler = (request, env, ctx) => gate.handle(request, env, ctx, origin);
   } else {
-    app.use("*", portcullis(config as PortcullisConfig, gateOptions));
+    const app = new Hono<{ Variables: PortcullisVariables }>();
+    if (parsed.ok) {
+      const gate = createGate(parsed.config, gateOptions);
+      app.use("*", gate.middleware);
+      app.all("*", gate.forwarder(origin));
+    } else {
+      app.use("*", portcullis(config as PortcullisConfig, gateOptions));
+    }
+    app.onError(() => Response.json({ error: "server_error" }, { status: 500 }));
+    handler = async (request, env, ctx) => app.fetch(request, env, ctx);
   }
-  app.onError(() => Response.json({ error: "server_error" }, { status: 500 }));
   return {
     fixture,
     logs,
@@ -162,7 +173,7 @@ export function makeGate(
       headers.set("x-test-request", id);
       const ctx = createExecutionContext();
       const url = /^https?:\/\//.test(path) ? path : `https://api.test${path}`;
-      const response = await app.fetch(new Request(url, { ...init, headers }), { ...env, ...options.env }, ctx);
+      const response = await handler(new Request(url, { ...init, headers }), { ...env, ...options.env }, ctx);
       await waitOnExecutionContext(ctx);
       requestIds.set(response, id);
       return response;

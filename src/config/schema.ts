@@ -317,6 +317,16 @@ export const ConfigSchema = v.strictObject({
   ),
   paths: v.optional(PathsSchema, {}),
   methods: v.optional(MethodsSchema, {}),
+  log: v.optional(
+    v.strictObject({
+      /**
+       * One decision line per allowed request (default). `false` keeps denials, errors, report-only and
+       * key-set lines only: for high-traffic routes, where a line per request costs CPU and log volume.
+       */
+      allowed: v.optional(v.boolean(), true),
+    }),
+    {},
+  ),
   /** Name of the Workers KV binding that shares JWKS across isolates; absent binding = memory only. */
   kv_binding: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name")), "PORTCULLIS_KV"),
 });

@@ -24,9 +24,11 @@ const B64TOKEN_WITH_PIPE = /^[A-Za-z0-9\-._~+/|]+=*$/;
 const SCHEME = /^bearer(?: |$)/i;
 
 /** Returns the presented token, `undefined` when none was presented, or throws a 400/401 GateError. */
-export function extractBearer(request: Request, options: ExtractOptions): BearerToken | undefined {
+export function extractBearer(request: Request, options: ExtractOptions, url?: URL): BearerToken | undefined {
   const header = request.headers.get("authorization");
-  const queryTokens = new URL(request.url).searchParams.getAll("access_token");
+  const search = url ? url.search : new URL(request.url).search;
+  // No query, no query token: most requests skip building search parameters.
+  const queryTokens = search === "" ? [] : new URLSearchParams(search).getAll("access_token");
 
   // Two Authorization headers arrive joined by ", " in workerd: two credentials, not one token.
   if (header !== null && /(^|,)\s*bearer\b/i.test(header) && header.includes(",")) throw invalidRequest("multiple_credentials");

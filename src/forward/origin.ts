@@ -3,6 +3,7 @@ import { jsonError } from "../errors/challenge";
 import { GateError } from "../errors/errors";
 import { consoleLog, type LogFn } from "../log";
 import type { ResolvedConfig } from "../config/schema";
+import type { GateDecision } from "../gate";
 import type { PortcullisVariables } from "../middleware";
 import { keyRing, mintAssertion } from "./assertion";
 
@@ -21,13 +22,11 @@ export function removeHopByHop(headers: Headers): void {
 
 /**
  * The origin URL: `origin` (scheme, host, port of ORIGIN_URL) or the request's own origin (route mode),
- * with the canonical path and the client's query.
+ * with the canonical path and the client's query. A string, not a URL object: the path is already
+ * canonical and percent-encoded (nothing for a URL parser to change), and this runs on every request.
  */
-export function originUrl(requestUrl: URL, canonicalPath: string, search: string, origin: URL | undefined): URL {
-  const target = new URL(origin ? origin.origin : requestUrl.origin);
-  target.pathname = canonicalPath;
-  target.search = search;
-  return target;
+export function originUrl(requestUrl: string, canonicalPath: string, search: string, origin: URL | undefined): string {
+  return (origin ? origin.origin : new URL(requestUrl).origin) + canonicalPath + search;
 }
 
 /** Fetches from the origin; unreachable -> 502, no response headers within `timeoutMs` -> 504. */
@@ -56,42 +55,56 @@ export interface ForwardOptions {
   now?: () => number;
 }
 
+export interface OriginRequest extends ForwardOptions {
+  /** The client's request: method and body (streamed) come from it. */
+  request: Request;
+  /** The headers to send, already cleaned by the gate; the forwarder's own headers are added to them. */
+  headers: Headers;
+  decision: GateDecision;
+  env: Record<string, unknown>;
+}
+
 /**
- * The Hono handler after the gate: sends `c.req.raw` (already cleaned by the gate) to the canonical URL,
- * through `forward.service` when configured, with the signed assertion and/or shared secret. Without a gate
+ * Sends one authorized request to the canonical URL, through `forward.service` when configured, with the
+ * signed assertion and/or shared secret. Failures the client should see (502, 504, missing secrets) are
+ * answered here; anything else is thrown.
+ */
+export async function sendToOrigin(input: OriginRequest): Promise<Response> {
+  const { request, headers, decision, env, forward } = input;
+  const log = input.log ?? consoleLog;
+  try {
+    const target = originUrl(request.url, decision.path, decision.search, input.origin);
+    if (forward.shared_secret) headers.set(forward.shared_secret.header, secretValue(env, forward.shared_secret.secret, "shared_secret_missing"));
+    if (forward.assertion) {
+      const ring = await keyRing(env[forward.assertion.signing_keys]);
+      const { identity } = decision;
+      const now = (input.now ?? Date.now)();
+      const assertion = await mintAssertion(ring, forward.assertion, { method: request.method, url: new URL(target), headers, headerPrefix: forward.header_prefix, now, ...(identity ? { identity } : {}) });
+      headers.set(forward.assertion.header, assertion);
+    }
+    const outbound = new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" });
+    return await fetchOrigin(outbound, forward.timeout_ms, originFetcher(env, forward.service, input.fetch));
+  } catch (error) {
+    if (!(error instanceof GateError)) throw error;
+    log({ event: "forward", outcome: "error", status: error.status, reason: error.reason, rule: decision.rule });
+    return jsonError(error);
+  }
+}
+
+/**
+ * The Hono handler after the gate: sends `c.req.raw` (already cleaned by the gate) on. Without a gate
  * decision it refuses, so mounting it alone can never open a route.
  */
 export function forwardToOrigin(options: ForwardOptions): Handler<{ Variables: PortcullisVariables }> {
-  const log = options.log ?? consoleLog;
-  const now = options.now ?? Date.now;
   const { forward } = options;
+  // The gate already copied and cleaned the headers; a further copy only when the forwarder adds its own.
+  const addsHeaders = forward.shared_secret !== undefined || forward.assertion !== undefined;
   return async (c) => {
     const decision = c.get("portcullis");
     if (!decision) throw new GateError("server_error", "forward_without_gate");
-    const env = (c.env ?? {}) as Record<string, unknown>;
     const request = c.req.raw;
-    try {
-      const target = originUrl(new URL(request.url), decision.path, decision.search, options.origin);
-      // The gate already copied and cleaned these headers (identity namespace, hop-by-hop); only the
-      // forwarder's own headers are added, to the one copy the outbound request needs anyway.
-      const needsOwnHeaders = forward.shared_secret !== undefined || forward.assertion !== undefined;
-      const headers = needsOwnHeaders ? new Headers(request.headers) : request.headers;
-      if (forward.shared_secret) headers.set(forward.shared_secret.header, secretValue(env, forward.shared_secret.secret, "shared_secret_missing"));
-      if (forward.assertion) {
-        const ring = await keyRing(env[forward.assertion.signing_keys]);
-        const { identity } = decision;
-        headers.set(
-          forward.assertion.header,
-          await mintAssertion(ring, forward.assertion, { method: request.method, url: target, headers, headerPrefix: forward.header_prefix, now: now(), ...(identity ? { identity } : {}) }),
-        );
-      }
-      const outbound = new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" });
-      return await fetchOrigin(outbound, forward.timeout_ms, originFetcher(env, forward.service, options.fetch));
-    } catch (error) {
-      if (!(error instanceof GateError)) throw error;
-      log({ event: "forward", outcome: "error", status: error.status, reason: error.reason, rule: decision.rule });
-      return jsonError(error);
-    }
+    const headers = addsHeaders ? new Headers(request.headers) : request.headers;
+    return sendToOrigin({ ...options, request, headers, decision, env: (c.env ?? {}) as Record<string, unknown> });
   };
 }
 

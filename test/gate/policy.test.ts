@@ -103,6 +103,30 @@ describe("report-only", () => {
   });
 });
 
+describe("decision log lines", () => {
+  const decisions = (logs: Record<string, unknown>[]) => logs.filter((line) => line.event === "decision");
+
+  it("log.allowed = false: allowed requests write no line; denials and report-only lines are still written", async () => {
+    const { key, gate } = await setup(
+      withRoutes([{ path: "/items/**", scopes: ["items:read"] }, { path: "/new/**", scopes: ["new:read"], report_only: true }, { path: "/health", access: "public" }], { log: { allowed: false } }),
+    );
+    expect((await originSaw(await gate.request("/items/1", { headers: bearer(await mint(key)) }))).headers["x-auth-sub"]).toBe("user-123");
+    expect((await gate.request("/health")).status).toBe(200);
+    expect(decisions(gate.logs)).toEqual([]);
+    await expectRejected(gate, await gate.request("/items/1", { headers: bearer(await mint(key, { scope: "other" })) }), 403, "insufficient_scope");
+    await expectRejected(gate, await gate.request("/items/1"), 401);
+    expect(decisions(gate.logs).map((line) => line.reason)).toEqual(["scope_missing", "token_missing"]);
+    expect((await gate.request("/new/x", { headers: bearer(await mint(key, { scope: "other" })) })).status).toBe(200);
+    expect(decisions(gate.logs).at(-1)).toMatchObject({ outcome: "allow", report_only: true });
+  });
+
+  it("by default every allowed request writes one line", async () => {
+    const { key, gate } = await setup();
+    await originSaw(await gate.request("/items/1", { headers: bearer(await mint(key)) }));
+    expect(decisions(gate.logs)).toEqual([expect.objectContaining({ outcome: "allow", rule: expect.any(String) })]);
+  });
+});
+
 describe("request forms", () => {
   it("CORS preflight is forwarded without a token for a method a rule allows, identity headers stripped", async () => {
     const { gate } = await setup();

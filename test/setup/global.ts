@@ -87,5 +87,7 @@ declare module "vitest" {
      * introspectionEndpoint, revocationEndpoint, clients: { api, gate, gatePost } }`, each client `{ id, secret }`.
      */
     authorizationServer: string;
+    /** How test/helpers.ts mounts gates: the Worker pipeline, or the Hono middleware (vitest.config.ts projects). */
+    mount: "worker" | "hono";
   }
 }

@@ -94,6 +94,8 @@ describe("configuration", () => {
     expect(issues["routes.1.report_only"]).toMatch(/access = "token"/);
     // Field-level errors are reported first; cross-field rules run on a configuration that parses.
     expect(issuesOf({ ...minimal, routes: [{ path: "/c", access: "bogus" }] })["routes.0.access"]).toMatch(/token, optional, public or deny/);
+    expect(Object.keys(issuesOf({ ...minimal, log: { allowed: "no" } }))).toEqual(["log.allowed"]);
+    expect(Object.keys(issuesOf({ ...minimal, log: { everything: true } }))).toEqual(["log.everything"]);
   });
 
   it("rejects route patterns that are not canonical or put ** anywhere but last", () => {

@@ -1,0 +1,266 @@
+import type { JWTPayload } from "jose";
+import type { IssuerConfig, ResolvedConfig } from "./config/schema";
+import { errorResponse, type ChallengeOptions } from "./errors/challenge";
+import { GateError } from "./errors/errors";
+import { metadataDocument, metadataUrl } from "./errors/metadata";
+import { extractBearer } from "./extract/bearer";
+import { keyRing } from "./forward/assertion";
+import { claimAt, encodeHeaderValue, hasMethodOverride, stripControlledHeaders } from "./forward/headers";
+import { removeHopByHop, sendToOrigin } from "./forward/origin";
+import { consoleLog, safeKid, type LogFn } from "./log";
+import { canonicalPath, type PathOptions } from "./policy/path";
+import { authorize } from "./policy/requirements";
+import { compileRoutes, matchRoute, normalizeHost } from "./policy/routes";
+import { grantedScopes } from "./policy/scopes";
+import { TokenValidator } from "./validate/token";
+
+/**
+ * The request flow in one place: extract, validate, match, authorize, then either a refusal (or a local
+ * answer: metadata, assertion keys) or the cleaned headers to forward with. Framework-free: the Worker
+ * calls `handle`, the Hono middleware (middleware.ts) adapts `check` and `forward`.
+ */
+
+/** What the gate decided, for the handlers after it (`c.get("portcullis")`). */
+export interface GateDecision {
+  /** The canonical path that was matched; the only path that may be forwarded. */
+  path: string;
+  /** The client's query string, minus `access_token` when the token came from it. */
+  search: string;
+  /** The matched rule's name. */
+  rule: string;
+  /** Present when identity headers were set: a verified token on a `token` or `optional` route. */
+  identity?: Identity;
+}
+
+export interface Identity {
+  issuer: string;
+  subject: string | undefined;
+  clientId: string | undefined;
+  scopes: ReadonlySet<string>;
+  /** Verified claims. Treat as data: never log them. */
+  claims: JWTPayload;
+}
+
+/** Either the answer to send now, or the decision and the headers to forward with. */
+export type GateOutcome = { response: Response } | { decision: GateDecision; headers: Headers };
+
+export interface PortcullisOptions {
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: () => number;
+  /** Used for JWKS requests; defaults to the global `fetch`. */
+  fetch?: typeof fetch;
+  log?: LogFn;
+}
+
+export type Env = Record<string, unknown> | undefined;
+export type WaitUntil = (promise: Promise<unknown>) => void;
+
+export interface Gate {
+  /** Decides one request. Never throws: every failure is a response (fail closed). */
+  check: (request: Request, env: Env, waitUntil: WaitUntil) => Promise<GateOutcome>;
+  /**
+   * Sends an allowed request to the origin: `origin` = ORIGIN_URL, undefined = the request's own origin
+   * (route mode). `headers` are the outcome's (they may be added to).
+   */
+  forward: (request: Request, outcome: { decision: GateDecision; headers: Headers }, env: Env, origin: URL | undefined) => Promise<Response>;
+  /** `check`, then `forward`: the whole Worker. */
+  handle: (request: Request, env: Env, ctx: { waitUntil(promise: Promise<unknown>): void }, origin: URL | undefined) => Promise<Response>;
+  /** Refreshes each issuer's keys that are past half their life into KV (for a cron trigger). */
+  refreshKeys: (env: Env, waitUntil: WaitUntil) => Promise<Record<string, string>>;
+  readonly config: ResolvedConfig;
+  readonly log: LogFn;
+  readonly now: () => number;
+}
+
+/** The gate for an already validated configuration. */
+export function createGate(config: ResolvedConfig, options: PortcullisOptions = {}): Gate {
+  const log = options.log ?? consoleLog;
+  const logAllowed = config.log.allowed;
+  const caseInsensitive = config.paths.case_insensitive;
+  const routes = compileRoutes(config.routes, { caseInsensitive });
+  const pathOptions: PathOptions = { semicolons: config.paths.semicolons, emptySegments: config.paths.empty_segments };
+  const extractOptions = { maxLength: config.token.max_length, allowQuery: config.token.allow_query, extraCharacters: config.token.extra_characters };
+  const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
+  const validator = new TokenValidator(config.issuers, config.token_cache);
+  const now = options.now ?? Date.now;
+  // Bound to the global: workerd refuses `fetch` called as a method of another object.
+  const jwksFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
+  const challenge: ChallengeOptions = {
+    realm: config.realm,
+    resourceMetadata: config.resource_metadata && metadataUrl(config.resource_metadata.resource).href,
+  };
+  const metadataPath = config.resource_metadata && metadataUrl(config.resource_metadata.resource).pathname;
+  const ownHeaders = [config.forward.assertion?.header, config.forward.shared_secret?.header];
+
+  const verifyDeps = (env: Env, waitUntil: WaitUntil) => ({
+    now,
+    fetch: jwksFetch,
+    kv: kvBinding(env, config.kv_binding),
+    waitUntil,
+    log,
+    binding: (name: string) => env?.[name],
+  });
+
+  /** The request's headers as the origin gets them: identity namespace cleared, verified claims set. */
+  const forwardedHeaders = (request: Request, identity: Identity | undefined): Headers => {
+    const headers = new Headers(request.headers);
+    const { header_prefix: prefix, max_header_bytes: max, claim_headers, authorization } = config.forward;
+    stripControlledHeaders(headers, prefix, ownHeaders);
+    removeHopByHop(headers);
+    if (authorization === "strip") headers.delete("authorization");
+    if (identity) {
+      setClaimHeader(headers, `${prefix}sub`, identity.subject, max, log);
+      setClaimHeader(headers, `${prefix}client-id`, identity.clientId, max, log);
+      setClaimHeader(headers, `${prefix}scope`, [...identity.scopes].join(" ") || undefined, max, log);
+      setClaimHeader(headers, `${prefix}issuer`, identity.issuer, max, log);
+      for (const [name, path] of Object.entries(claim_headers)) setClaimHeader(headers, name, claimAt(identity.claims, path), max, log);
+    }
+    return headers;
+  };
+
+  const check: Gate["check"] = async (request, env, waitUntil) => {
+    const started = now();
+    const url = new URL(request.url);
+    const entry: Record<string, unknown> = { method: request.method };
+    try {
+      const assertion = config.forward.assertion;
+      if (assertion && url.pathname === assertion.jwks_path && (request.method === "GET" || request.method === "HEAD")) {
+        // The origin's verifier fetches the assertion keys here: public, cacheable, no route rule needed.
+        const { publicKeys } = await keyRing(env?.[assertion.signing_keys]);
+        log({ event: "decision", outcome: "assertion_keys", status: 200, ...entry });
+        return { response: Response.json({ keys: publicKeys }, { headers: { "cache-control": "public, max-age=300" } }) };
+      }
+      if (metadataPath && url.pathname === metadataPath && (request.method === "GET" || request.method === "HEAD")) {
+        log({ event: "decision", outcome: "metadata", status: 200, ...entry });
+        const document = metadataDocument(config.resource_metadata!, config.token.allow_query);
+        return { response: Response.json(document, { headers: { "cache-control": "public, max-age=3600" } }) };
+      }
+      const path = canonicalPath(url.pathname, pathOptions);
+      entry.path = path;
+      const host = normalizeHost(url.host, url.protocol);
+      if (config.methods.override_headers === "reject" && hasMethodOverride(request.headers)) {
+        throw new GateError("invalid_request", "method_override");
+      }
+      const search = url.search;
+
+      const preflightMethod = corsPreflightMethod(request, config.methods.cors_preflight);
+      if (preflightMethod) {
+        // Browsers send preflights without credentials: authorized by the rule for the method they announce.
+        const target = matchRoute(routes, { method: preflightMethod, host, path }, caseInsensitive);
+        if (!target || target.rule.access === "deny") throw new GateError("access_denied", "no_matching_rule");
+        entry.rule = target.name;
+        if (logAllowed) log({ event: "decision", outcome: "allow_preflight", ...entry, ms: now() - started });
+        return { decision: { path, search, rule: target.name }, headers: forwardedHeaders(request, undefined) };
+      }
+
+      const bearer = extractBearer(request, extractOptions, url);
+      const route = matchRoute(routes, { method: request.method, host, path }, caseInsensitive);
+      if (!route) throw new GateError("access_denied", "no_matching_rule");
+      entry.rule = route.name;
+      const { rule } = route;
+
+      let identity: Identity | undefined;
+      let verifiedIssuer: IssuerConfig | undefined;
+      if (bearer) {
+        const verified = await validator.validate(bearer.token, { introspect: rule.introspect }, verifyDeps(env, waitUntil));
+        entry.issuer = verified.issuer;
+        entry.kid = safeKid(verified.kid);
+        entry.via = verified.via;
+        verifiedIssuer = issuers.get(verified.issuer)!;
+        identity = toIdentity(verifiedIssuer, verified.claims);
+      } else if (rule.access === "token") {
+        log({ event: "decision", outcome: "deny", status: 401, reason: "token_missing", ...entry, ms: now() - started });
+        return { response: errorResponse(challenge) };
+      }
+
+      const refusal = authorize(rule, identity);
+      if (refusal) {
+        // Report-only relaxes a rule's requirements, never authentication: the token was verified above.
+        const reportOnly = rule.access === "token" && identity && (rule.report_only || verifiedIssuer!.report_only);
+        if (!reportOnly) throw refusal;
+        entry.report_only = true;
+        entry.would = { status: refusal.status, reason: refusal.reason };
+      }
+
+      const forwardedSearch = bearer?.source === "query" && config.forward.authorization === "strip" ? withoutToken(url) : search;
+      const withIdentity = rule.access === "token" || rule.access === "optional" ? identity : undefined;
+      const headers = forwardedHeaders(request, withIdentity);
+      // Report-only lines are always written: they are the point of report-only.
+      if (logAllowed || entry.report_only) log({ event: "decision", outcome: identity ? "allow" : "allow_anonymous", ...entry, ms: now() - started });
+      return { decision: { path, search: forwardedSearch, rule: route.name, ...(withIdentity ? { identity: withIdentity } : {}) }, headers };
+    } catch (error) {
+      if (!(error instanceof GateError)) {
+        // Unexpected failures are refused too: a bug must never open the gate.
+        log({ event: "decision", outcome: "error", status: 500, reason: "internal_error", ...entry });
+        return { response: errorResponse(challenge, new GateError("server_error", "internal_error")) };
+      }
+      log({ event: "decision", outcome: "deny", status: error.status, reason: error.reason, ...entry, ms: now() - started });
+      return { response: errorResponse(challenge, error) };
+    }
+  };
+
+  const forward: Gate["forward"] = (request, { decision, headers }, env, origin) =>
+    sendToOrigin({ request, headers, decision, env: env ?? {}, origin, forward: config.forward, log, now });
+
+  return {
+    check,
+    forward,
+    handle: async (request, env, ctx, origin) => {
+      try {
+        const outcome = await check(request, env, (promise) => ctx.waitUntil(promise));
+        return "response" in outcome ? outcome.response : await forward(request, outcome, env, origin);
+      } catch {
+        // `forward` answers its own failures; anything else is a bug, refused like one.
+        const error = new GateError("server_error", "internal_error");
+        log({ event: "forward", outcome: "error", status: error.status, reason: error.reason });
+        return errorResponse({ realm: config.realm }, error);
+      }
+    },
+    refreshKeys: async (env, schedule) => {
+      const results = await validator.jwt.refreshScheduled(verifyDeps(env, schedule));
+      log({ event: "jwks_scheduled_refresh", results });
+      return results;
+    },
+    config,
+    log,
+    now,
+  };
+}
+
+function setClaimHeader(headers: Headers, name: string, value: unknown, maxBytes: number, log: LogFn): void {
+  if (value === undefined) return;
+  const encoded = encodeHeaderValue(value, maxBytes);
+  if (encoded === undefined) log({ event: "claim_header_dropped", header: name, reason: "unencodable_or_too_long" });
+  else headers.set(name, encoded);
+}
+
+function toIdentity(issuer: IssuerConfig, claims: JWTPayload): Identity {
+  const clientId = typeof claims.client_id === "string" ? claims.client_id : typeof claims.azp === "string" ? claims.azp : undefined;
+  return {
+    // The token's own `iss` (for a `{tenantid}` issuer: the tenant's), verified equal to the configuration.
+    issuer: typeof claims.iss === "string" ? claims.iss : issuer.issuer,
+    subject: typeof claims.sub === "string" ? claims.sub : undefined,
+    clientId,
+    scopes: grantedScopes(claims, issuer.scopes_from),
+    claims,
+  };
+}
+
+/** The method a CORS preflight asks about, when preflights are forwarded without a token. */
+function corsPreflightMethod(request: Request, mode: "forward" | "authorize"): string | undefined {
+  if (mode !== "forward" || request.method !== "OPTIONS" || !request.headers.has("origin")) return undefined;
+  const method = request.headers.get("access-control-request-method")?.trim().toUpperCase();
+  return method && /^[A-Z]+$/.test(method) ? method : undefined;
+}
+
+function withoutToken(url: URL): string {
+  const params = new URLSearchParams(url.search);
+  params.delete("access_token");
+  const search = params.toString();
+  return search ? `?${search}` : "";
+}
+
+function kvBinding(env: Env, name: string): KVNamespace | undefined {
+  const binding = env?.[name] as KVNamespace | undefined;
+  return binding && typeof binding.get === "function" ? binding : undefined;
+}
