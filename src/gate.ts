@@ -6,7 +6,7 @@ import { metadataDocument, metadataUrl } from "./errors/metadata";
 import { extractBearer } from "./extract/bearer";
 import { keyRing } from "./forward/assertion";
 import { claimAt, encodeHeaderValue, hasMethodOverride, stripControlledHeaders } from "./forward/headers";
-import { removeHopByHop, sendToOrigin } from "./forward/origin";
+import { sendToOrigin } from "./forward/origin";
 import { consoleLog, safeKid, type LogFn } from "./log";
 import { canonicalPath, type PathOptions } from "./policy/path";
 import { authorize } from "./policy/requirements";
@@ -105,9 +105,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const forwardedHeaders = (request: Request, identity: Identity | undefined): Headers => {
     const headers = new Headers(request.headers);
     const { header_prefix: prefix, max_header_bytes: max, claim_headers, authorization } = config.forward;
-    stripControlledHeaders(headers, prefix, ownHeaders);
-    removeHopByHop(headers);
-    if (authorization === "strip") headers.delete("authorization");
+    stripControlledHeaders(headers, prefix, { own: ownHeaders, authorization: authorization === "strip" });
     if (identity) {
       setClaimHeader(headers, `${prefix}sub`, identity.subject, max, log);
       setClaimHeader(headers, `${prefix}client-id`, identity.clientId, max, log);

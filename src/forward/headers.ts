@@ -12,20 +12,49 @@ import type { JWTPayload } from "jose";
  */
 const REROUTING = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
 
-const fold = (name: string) => name.toLowerCase().replace(/_/g, "-");
+/** RFC 9110 7.6.1 connection-specific headers (plus any the client lists in `Connection`); `upgrade` stays for WebSockets. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"]);
+
+const fold = (name: string) => {
+  const lower = name.toLowerCase();
+  return lower.includes("_") ? lower.replace(/_/g, "-") : lower;
+};
 
 export function hasMethodOverride(headers: Headers): boolean {
   return [...headers.keys()].some((name) => REROUTING.slice(0, 3).includes(fold(name)));
 }
 
-/** Removes the identity namespace, rerouting headers and the gate's own headers (assertion, shared secret). */
-export function stripControlledHeaders(headers: Headers, prefix: string, own: readonly (string | undefined)[] = []): void {
-  const names = [...headers.keys()];
-  const owned = own.filter((name): name is string => name !== undefined).map(fold);
-  for (const name of names) {
+export interface StripOptions {
+  /** The gate's own headers (assertion, shared secret): never taken from a client. */
+  own?: readonly (string | undefined)[];
+  /** Remove `Authorization` too (`forward.authorization = "strip"`). */
+  authorization?: boolean;
+}
+
+/**
+ * Removes, in one pass over the client's headers: the identity namespace, rerouting headers, the gate's own
+ * headers, hop-by-hop headers and (when asked) `Authorization`.
+ */
+export function stripControlledHeaders(headers: Headers, prefix: string, options: StripOptions = {}): void {
+  const owned = (options.own ?? []).filter((name): name is string => name !== undefined).map(fold);
+  const connection = headers.get("connection");
+  const listed = connection === null ? [] : connection.split(",").map((name) => name.trim().toLowerCase());
+  const doomed: string[] = [];
+  for (const name of headers.keys()) {
     const folded = fold(name);
-    if (folded.startsWith(prefix) || REROUTING.includes(folded) || owned.includes(folded)) headers.delete(name);
+    if (
+      folded.startsWith(prefix) ||
+      REROUTING.includes(folded) ||
+      owned.includes(folded) ||
+      HOP_BY_HOP.has(name) ||
+      (name !== "upgrade" && listed.includes(name)) ||
+      (options.authorization === true && name === "authorization")
+    ) {
+      doomed.push(name);
+    }
   }
+  // Collected first: deleting while iterating a Headers object skips entries.
+  for (const name of doomed) headers.delete(name);
 }
 
 /**

@@ -12,14 +12,6 @@ import { keyRing, mintAssertion } from "./assertion";
  * re-derived from the client's URL; the body is streamed, never buffered.
  */
 
-/** RFC 9110 7.6.1 connection-specific headers, plus any the client listed in `Connection`. */
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"];
-
-export function removeHopByHop(headers: Headers): void {
-  const listed = (headers.get("connection") ?? "").split(",").map((name) => name.trim().toLowerCase());
-  for (const name of [...HOP_BY_HOP, ...listed]) if (name && name !== "upgrade") headers.delete(name);
-}
-
 /**
  * The origin URL: `origin` (scheme, host, port of ORIGIN_URL) or the request's own origin (route mode),
  * with the canonical path and the client's query. A string, not a URL object: the path is already
@@ -29,18 +21,22 @@ export function originUrl(requestUrl: string, canonicalPath: string, search: str
   return (origin ? origin.origin : new URL(requestUrl).origin) + canonicalPath + search;
 }
 
-/** Fetches from the origin; unreachable -> 502, no response headers within `timeoutMs` -> 504. */
+/**
+ * Fetches from the origin; unreachable -> 502, no response headers within `timeoutMs` -> 504. Only the wait
+ * for response headers is bounded; a long streamed body is not cut off. A race rather than an abort signal
+ * (cheaper per request): on a timeout the subrequest is dropped with the request that made it.
+ */
 export async function fetchOrigin(request: Request, timeoutMs: number, fetcher: typeof fetch = fetch): Promise<Response> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GateError("gateway_timeout", "origin_timeout")), timeoutMs);
+  });
+  const answered = fetcher(request, { redirect: "manual" }).catch(() => {
+    throw new GateError("bad_gateway", "origin_unreachable");
+  });
   try {
-    return await fetcher(request, { signal: controller.signal, redirect: "manual" });
-  } catch {
-    throw controller.signal.aborted
-      ? new GateError("gateway_timeout", "origin_timeout")
-      : new GateError("bad_gateway", "origin_unreachable");
+    return await Promise.race([answered, timedOut]);
   } finally {
-    // Only the wait for response headers is bounded; a long streamed body is not cut off.
     clearTimeout(timer);
   }
 }

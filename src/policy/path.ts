@@ -23,7 +23,15 @@ export interface PathOptions {
 
 const STRICT: PathOptions = { semicolons: "reject", emptySegments: "reject" };
 
+/** Nothing to decode, merge or refuse: no escape, no `;`, no empty or dot segment. Most paths are like this. */
+const ALREADY_CANONICAL = /^(?=\/)(?:\/(?!\.\.?(?:\/|$))[^/%;]+)*\/?$/;
+
 export function canonicalPath(pathname: string, options: PathOptions = STRICT): string {
+  return ALREADY_CANONICAL.test(pathname) ? pathname : normalizePath(pathname, options);
+}
+
+/** The full rules; `canonicalPath` skips them for paths they would leave unchanged (tested to agree). */
+export function normalizePath(pathname: string, options: PathOptions = STRICT): string {
   if (!pathname.startsWith("/")) throw invalidRequest("path_not_absolute");
   if (options.semicolons === "reject" && pathname.includes(";")) throw invalidRequest("path_parameters");
   const decoded = pathname.replace(/%([0-9A-Fa-f]{2})|%/g, (escape: string, hex: string | undefined) => {

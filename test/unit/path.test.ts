@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { GateError } from "../../src/errors/errors";
-import { canonicalPath } from "../../src/policy/path";
+import { canonicalPath, normalizePath } from "../../src/policy/path";
 import { compileRoutes, matchRoute } from "../../src/policy/routes";
 import { routeConfigs } from "./rules";
 
@@ -42,6 +42,31 @@ describe("canonical path", () => {
     ["a", "path_not_absolute"],
   ])("%s is refused (%s)", (input, expected) => {
     expect(reason(input)).toBe(expected);
+  });
+
+  it("its fast path for already-canonical paths agrees with the full rules, for raw and URL-parsed paths (property)", () => {
+    const outcome = (run: () => string) => {
+      try {
+        return run();
+      } catch (error) {
+        return `throws ${(error as GateError).reason}`;
+      }
+    };
+    const segment = fc.oneof(fc.webSegment(), fc.constantFrom("..", ".", "...", ".a", "%2e", "%41", ";", "a;b", "", "%"));
+    let fast = 0;
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 6 }), fc.boolean(), fc.boolean(), (segments, slash, parse) => {
+        const raw = `${slash ? "/" : ""}${segments.join("/")}`;
+        const pathname = parse ? new URL(`https://x/${raw}`).pathname : raw;
+        for (const options of [undefined, { semicolons: "allow", emptySegments: "merge" } as const]) {
+          const result = outcome(() => canonicalPath(pathname, options));
+          expect(result).toBe(outcome(() => normalizePath(pathname, options)));
+          if (result === pathname) fast++;
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    expect(fast).toBeGreaterThan(500); // both kinds of input occur
   });
 
   it("is idempotent and leaves nothing ambiguous, for arbitrary URL paths (property)", () => {

@@ -126,6 +126,25 @@ describe("claim headers", () => {
     expect([...headers.keys()]).toEqual(["x-authz"]);
   });
 
+  it("strips hop-by-hop headers, those the client lists in Connection (never Upgrade), the gate's own, and Authorization when asked", () => {
+    const client = {
+      connection: "keep-alive, X-Secret-Hop, upgrade",
+      "keep-alive": "timeout=5",
+      te: "trailers",
+      "x-secret-hop": "1",
+      upgrade: "websocket",
+      "X-Portcullis_Assertion": "forged",
+      authorization: "Bearer t",
+      accept: "*/*",
+    };
+    const stripped = new Headers(client);
+    stripControlledHeaders(stripped, "x-auth-", { own: ["x-portcullis-assertion", undefined], authorization: true });
+    expect([...stripped.keys()]).toEqual(["accept", "upgrade"]);
+    const kept = new Headers(client);
+    stripControlledHeaders(kept, "x-auth-", { own: ["x-portcullis-assertion"] });
+    expect([...kept.keys()]).toEqual(["accept", "authorization", "upgrade"]);
+  });
+
   it.each([
     ["plain", "plain"],
     [42, "42"],
