@@ -47,10 +47,11 @@ function checkStructure(token: string): void {
   if (!segments.every(isCanonicalBase64url)) throw invalidToken("malformed_token");
 }
 
-export function parseCompactJws(token: string): UnverifiedJws {
+/** `header`: the protected header when the caller already decoded it (`compactJwsHeader`), to skip a decode. */
+export function parseCompactJws(token: string, header?: ProtectedHeaderParameters): UnverifiedJws {
   checkStructure(token);
   try {
-    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+    return { header: header ?? decodeProtectedHeader(token), claims: decodeJwt(token) };
   } catch {
     throw invalidToken("malformed_token");
   }
@@ -73,16 +74,16 @@ export function checkHeader(header: ProtectedHeaderParameters, algorithms: reado
 
 /**
  * Is this token meant as a compact JWS (so it is validated as a JWT), or opaque (so it may be introspected)?
- * Three canonical base64url segments whose header decodes to an object with an `alg`; five segments (JWE)
- * also count, so that they are refused as JWTs rather than sent to an introspection endpoint.
+ * Three canonical base64url segments whose header decodes to an object with an `alg`: then the header is
+ * returned, decoded once for both uses. (Five segments, a JWE, the caller refuses as a JWT rather than
+ * sending it to an introspection endpoint.)
  */
-export function isJoseShaped(token: string): boolean {
-  const segments = token.split(".");
-  if (segments.length === 5) return true;
-  if (segments.length !== 3 || !isCanonicalBase64url(segments[0]!)) return false;
+export function compactJwsHeader(token: string, segments: readonly string[] = token.split(".")): ProtectedHeaderParameters | undefined {
+  if (segments.length !== 3 || !isCanonicalBase64url(segments[0]!)) return undefined;
   try {
-    return typeof decodeProtectedHeader(token).alg === "string";
+    const header = decodeProtectedHeader(token);
+    return typeof header.alg === "string" ? header : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -1,4 +1,4 @@
-import { errors, jwtVerify, type JWTPayload } from "jose";
+import { errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import type { Algorithm, IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
 import { ImportedKeys, keyFitsAlgorithm, type KeyRecord } from "./keys";
@@ -72,8 +72,9 @@ export class JwtVerifier {
     }
   }
 
-  async verify(token: string, deps: VerifyDeps): Promise<VerifiedToken> {
-    const { header, claims } = parseCompactJws(token);
+  /** `decodedHeader`: the protected header when the caller has already decoded it. */
+  async verify(token: string, deps: VerifyDeps, decodedHeader?: ProtectedHeaderParameters): Promise<VerifiedToken> {
+    const { header, claims } = parseCompactJws(token, decodedHeader);
     if (typeof claims.iss !== "string") throw invalidToken("issuer_missing");
     const { issuer, tenant } = this.#issuerFor(claims.iss);
     const { config } = issuer;

@@ -1,9 +1,9 @@
-import type { JWTPayload } from "jose";
+import type { JWTPayload, ProtectedHeaderParameters } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { invalidToken } from "../errors/errors";
 import { Introspector } from "./introspection";
 import { decryptNested } from "./jwe";
-import { isJoseShaped } from "./jws";
+import { compactJwsHeader } from "./jws";
 import { JwtVerifier, keySetDeps, type VerifyDeps } from "./jwt";
 import { tokenKey, VerifiedTokenCache, type CachedVerification } from "./token-cache";
 
@@ -46,7 +46,8 @@ export class TokenValidator {
   }
 
   async validate(token: string, options: { introspect: boolean }, deps: VerifyDeps): Promise<ValidatedToken> {
-    if (this.#decrypting.length && token.split(".").length === 5) {
+    const segments = token.split(".");
+    if (this.#decrypting.length && segments.length === 5) {
       const { jwt, issuer } = await decryptNested(token, this.#decrypting, deps.binding);
       // Nested once only, and the inner JWT must come from the issuer whose key decrypted it.
       if (jwt.split(".").length !== 3) throw invalidToken("jwe_not_nested_jwt");
@@ -55,10 +56,12 @@ export class TokenValidator {
       return inner;
     }
     // A cache hit proves the token is a JWT verified before: looked up first, it skips even the header decode.
-    const key = this.#cache && token.split(".").length === 3 ? await tokenKey(token) : undefined;
+    const key = this.#cache && segments.length === 3 ? await tokenKey(token) : undefined;
     const hit = key === undefined ? undefined : await this.#cacheHit(key, deps);
-    if (hit || isJoseShaped(token)) {
-      const verified = hit ?? (await this.#verifyJwt(token, key, deps));
+    // Decoded once here, both to tell a JWT from an opaque token and for verification.
+    const header = hit ? undefined : compactJwsHeader(token, segments);
+    if (hit || header || segments.length === 5) {
+      const verified = hit ?? (await this.#verifyJwt(token, key, deps, header));
       const issuer = this.#issuers.get(verified.issuer)!;
       const via = verified.cached ? "jwt_cached" : "jwt";
       if (!(issuer.introspection?.jwts || options.introspect)) return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via };
@@ -77,8 +80,8 @@ export class TokenValidator {
     return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.thumbprint, deps)) ? { ...hit, cached: true } : undefined;
   }
 
-  async #verifyJwt(token: string, key: string | undefined, deps: VerifyDeps): Promise<CachedVerification & { cached?: true }> {
-    const verified = await this.#jwt.verify(token, deps);
+  async #verifyJwt(token: string, key: string | undefined, deps: VerifyDeps, header: ProtectedHeaderParameters | undefined): Promise<CachedVerification & { cached?: true }> {
+    const verified = await this.#jwt.verify(token, deps, header);
     if (this.#cache && key !== undefined) this.#cache.set(key, verified, this.#issuers.get(verified.issuer)!.clock_tolerance, deps.now());
     return verified;
   }
