@@ -126,11 +126,12 @@ async function main() {
   // ------------------------------------------------------------------------------- the Workers under test
   const compatibilityDate = readFileSync(join(ROOT, "wrangler.toml"), "utf8").match(/^compatibility_date\s*=\s*"([^"]+)"/m)[1];
   const compatibilityFlags = JSON.parse(readFileSync(join(ROOT, "wrangler.toml"), "utf8").match(/^compatibility_flags\s*=\s*(\[[^\]]*\])/m)?.[1] ?? "[]");
-  const portcullisConfig = (who, tokenCache) => ({
+  const portcullisConfig = (who, tokenCache, extra = {}) => ({
     realm: "bench",
     issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwksUri(who), algorithms: ALGS }],
     routes: [{ path: "/v1/**", methods: ["GET"], scopes: [SCOPE] }],
     ...(tokenCache === undefined ? {} : { token_cache: tokenCache }),
+    ...extra,
   });
   const honoBindings = (who, keysMode, verify) => ({
     ORIGIN_URL: originServer.url,
@@ -146,6 +147,8 @@ async function main() {
     { name: "pc-nocache", script: bundle.script, bindings: { ORIGIN_URL: originServer.url, PORTCULLIS_CONFIG: portcullisConfig("pc-nocache", { enabled: false }) }, kv: "kv-pc-nocache" },
     // The cache's defaults (enabled, max_entries, max_ttl): the field is left out, as a user would.
     { name: "pc-cache", script: bundle.script, bindings: { ORIGIN_URL: originServer.url, PORTCULLIS_CONFIG: portcullisConfig("pc-cache", undefined) }, kv: "kv-pc-cache" },
+    // The cache's defaults again, without a log line per allowed request (`log.allowed = false`).
+    { name: "pc-quiet", script: bundle.script, bindings: { ORIGIN_URL: originServer.url, PORTCULLIS_CONFIG: portcullisConfig("pc-quiet", undefined, { log: { allowed: false } }) }, kv: "kv-pc-quiet" },
     { name: "hono", script: scripts.hono, bindings: honoBindings("hono", "jwks_uri", "full") },
     { name: "hono-cached", script: scripts.hono, bindings: honoBindings("hono-cached", "cached", "full") },
     { name: "hono-probe-typ-only", script: scripts.hono, bindings: honoBindings("probe", "jwks_uri", "typ_only") },
@@ -201,6 +204,7 @@ async function main() {
     { id: "baseline", group: "1", name: "baseline pass-through (no auth)", worker: "baseline", alg: "-", headers: bearer("ES256") },
     ...ALGS.map((alg) => ({ id: `pc-nocache-${alg}`, group: "2", name: "Portcullis, token cache off", worker: "pc-nocache", alg, headers: bearer(alg) })),
     ...ALGS.map((alg) => ({ id: `pc-cache-${alg}`, group: "3", name: "Portcullis, token cache on, same token", worker: "pc-cache", alg, headers: bearer(alg) })),
+    ...ALGS.map((alg) => ({ id: `pc-quiet-${alg}`, group: "3b", name: "Portcullis, token cache on, same token, log.allowed = false", worker: "pc-quiet", alg, headers: bearer(alg) })),
     ...ALGS.map((alg) => ({ id: `hono-${alg}`, group: "4", name: "hono/jwk, jwks_uri (as documented)", worker: "hono", alg, headers: bearer(alg) })),
     ...ALGS.map((alg) => ({ id: `hono-cached-${alg}`, group: "4b", name: "hono/jwk, keys cached by user code", worker: "hono-cached", alg, headers: bearer(alg) })),
     ...ALGS.flatMap((alg) =>
@@ -566,7 +570,7 @@ async function functionalChecks({ portOf, tokens, originServer }) {
   };
 
   await expect("baseline", portOf.baseline, PATH, {}, 200);
-  for (const worker of ["pc-nocache", "pc-cache", "pc-nolog-nocache", "pc-nolog-cache"]) {
+  for (const worker of ["pc-nocache", "pc-cache", "pc-quiet", "pc-nolog-nocache", "pc-nolog-cache"]) {
     for (const alg of ALGS) await expect(`${worker} ${alg} valid`, portOf[worker], PATH, bearer(tokens.valid[alg]), 200, forwardedIdentity);
     await expect(`${worker} no token`, portOf[worker], PATH, {}, 401);
     await expect(`${worker} wrong aud`, portOf[worker], PATH, bearer(tokens.wrongAudience), 401);
@@ -817,7 +821,7 @@ function analyse(rows) {
   const ratios = {};
   for (const alg of ALGS) {
     const entry = (ratios[alg] = {});
-    for (const kind of ["pc-nocache", "pc-cache", "hono", "hono-cached"]) {
+    for (const kind of ["pc-nocache", "pc-cache", "pc-quiet", "hono", "hono-cached"]) {
       const row = byId[`${kind}-${alg}`];
       if (!row || !base || !verifyAt[alg]) continue;
       const per = rounds
@@ -949,9 +953,10 @@ function renderReport({ rows, analysis, bundle, cold, probes, jwksDuringRows, lo
   for (const alg of ALGS) {
     const off = ratios[alg]["pc-nocache"];
     const on = ratios[alg]["pc-cache"];
+    const quiet = ratios[alg]["pc-quiet"];
     if (!off && !on) continue;
     summary.push(
-      `- ${alg}: one verification costs ${fmt(verify[alg]?.us, 1)} µs (${fmt(verify[alg]?.cpuUs, 1)} µs of workerd CPU). Portcullis adds ${fmt(off?.us, 0)} µs per request with the cache off, ratio (a) ${fmt(off?.ratio, 2)} (target 1.25: ${pass(off?.ratio, 1.25)}; from CPU time ${fmt(off?.cpuRatio, 2)}), and ${fmt(on?.us, 0)} µs with the cache on, ratio ${fmt(on?.ratio, 2)} (target 0.25: ${pass(on?.ratio, 0.25)}; from CPU time ${fmt(on?.cpuRatio, 2)}). Throughput vs hono/jwk (jwks_uri): ${fmt(ratios[alg].vsHono.nocache?.median, 2)}x cache off, ${fmt(ratios[alg].vsHono.cache?.median, 2)}x cache on; vs hono/jwk with user-cached keys: ${fmt(ratios[alg].vsHono.nocacheVsCached?.median, 2)}x and ${fmt(ratios[alg].vsHono.cacheVsCached?.median, 2)}x.`,
+      `- ${alg}: one verification costs ${fmt(verify[alg]?.us, 1)} µs (${fmt(verify[alg]?.cpuUs, 1)} µs of workerd CPU). Portcullis adds ${fmt(off?.us, 0)} µs per request with the cache off, ratio (a) ${fmt(off?.ratio, 2)} (target 1.25: ${pass(off?.ratio, 1.25)}; from CPU time ${fmt(off?.cpuRatio, 2)}), and ${fmt(on?.us, 0)} µs with the cache on, ratio ${fmt(on?.ratio, 2)} (target 0.25: ${pass(on?.ratio, 0.25)}; from CPU time ${fmt(on?.cpuRatio, 2)})${quiet ? `; cache on without the per-request log line (log.allowed = false): ${fmt(quiet.us, 0)} µs, ratio ${fmt(quiet.ratio, 2)}` : ""}. Throughput vs hono/jwk (jwks_uri): ${fmt(ratios[alg].vsHono.nocache?.median, 2)}x cache off, ${fmt(ratios[alg].vsHono.cache?.median, 2)}x cache on; vs hono/jwk with user-cached keys: ${fmt(ratios[alg].vsHono.nocacheVsCached?.median, 2)}x and ${fmt(ratios[alg].vsHono.cacheVsCached?.median, 2)}x.`,
     );
   }
   summary.push(`- Bundle: gzip ${bundle.gzipKiB} KiB (target 64 KiB: ${bundle.gzipKiB <= 64 ? "meets" : "misses"}).`);
@@ -960,8 +965,8 @@ function renderReport({ rows, analysis, bundle, cold, probes, jwksDuringRows, lo
     const reference = median(cold.results["-"].map((x) => x.first));
     summary.push(`- Cold start with the JWKS in KV: first request ${firsts.map((x) => fmt(x, 1)).join(" / ")} ms (${ALGS.join(" / ")}, medians; the baseline Worker's first request: ${fmt(reference, 1)} ms), ${cold.fetchesDuringColdRuns} JWKS fetches by the fresh instances.`);
   }
-  const pcFetches = ["pc-nocache", "pc-cache"].map((w) => jwksDuringRows[w] ?? 0);
-  summary.push(`- JWKS fetches by the two Portcullis Workers during all rows: ${pcFetches.join(" and ")} (one isolate each); hono/jwk with jwks_uri: ${jwksDuringRows.hono ?? 0} (one per request).`);
+  const pcFetches = ["pc-nocache", "pc-cache", "pc-quiet"].map((w) => jwksDuringRows[w] ?? 0);
+  summary.push(`- JWKS fetches by the three Portcullis Workers during all rows: ${pcFetches.join(", ")} (one isolate each); hono/jwk with jwks_uri: ${jwksDuringRows.hono ?? 0} (one per request).`);
   const noisy = rows.filter((row) => row.cores.other > 0.25);
   if (noisy.length) summary.push(`- Noise: other processes used more than 0.25 of a core during ${noisy.length} of ${rows.length} rows (see the CPU table); throughput-based numbers are affected, the workerd-CPU columns much less.`);
   for (const line of summary) out(line);
@@ -1001,7 +1006,7 @@ function renderReport({ rows, analysis, bundle, cold, probes, jwksDuringRows, lo
   out("| alg | row | overhead µs/req (throughput) | ratio (a) [range] | target | | overhead µs/req (workerd CPU) | ratio (a), CPU [range] |");
   out("|---|---|---:|---:|---:|---|---:|---:|");
   const range = (r) => (r ? ` [${fmt(r.min, 2)}-${fmt(r.max, 2)}]` : "");
-  const labels = { "pc-nocache": ["2 Portcullis, cache off", 1.25], "pc-cache": ["3 Portcullis, cache on", 0.25], hono: ["4 hono/jwk (jwks_uri)"], "hono-cached": ["4b hono/jwk (keys cached)"] };
+  const labels = { "pc-nocache": ["2 Portcullis, cache off", 1.25], "pc-cache": ["3 Portcullis, cache on", 0.25], "pc-quiet": ["3b Portcullis, cache on, log.allowed = false"], hono: ["4 hono/jwk (jwks_uri)"], "hono-cached": ["4b hono/jwk (keys cached)"] };
   for (const alg of ALGS) {
     for (const [kind, [label, target]] of Object.entries(labels)) {
       const r = ratios[alg][kind];
@@ -1058,6 +1063,7 @@ function renderReport({ rows, analysis, bundle, cold, probes, jwksDuringRows, lo
   const expectations = {
     "pc-nocache": "1 (one isolate; KV and memory afterwards)",
     "pc-cache": "1",
+    "pc-quiet": "1",
     hono: "one per request: hono/jwk fetches jwks_uri on every request",
     "hono-cached": "1 (user code caches the keys)",
     probe: "functional probes only",
