@@ -157,6 +157,9 @@ async function main() {
     // Diagnostics (--diagnose): Portcullis from src/ with a no-op logger.
     { name: "pc-nolog-nocache", script: scripts.nolog, bindings: { ORIGIN_URL: originServer.url, PORTCULLIS_CONFIG: portcullisConfig("pc-nolog-nocache", { enabled: false }) }, kv: "kv-pc-nolog-nocache" },
     { name: "pc-nolog-cache", script: scripts.nolog, bindings: { ORIGIN_URL: originServer.url, PORTCULLIS_CONFIG: portcullisConfig("pc-nolog-cache", undefined) }, kv: "kv-pc-nolog-cache" },
+    // Diagnostics (--diagnose): the floor, the unavoidable operations of a gate with no checks at all.
+    { name: "floor-cache", script: scripts.floor, bindings: { ORIGIN_URL: originServer.url, VECTORS: keys.vectors(tokens), FLOOR: "cache" } },
+    { name: "floor-verify", script: scripts.floor, bindings: { ORIGIN_URL: originServer.url, VECTORS: keys.vectors(tokens), FLOOR: "verify" } },
   ];
   for (const spec of workerSpecs) spec.port = await freePort();
   const portOf = Object.fromEntries(workerSpecs.map((spec) => [spec.name, spec.port]));
@@ -214,6 +217,8 @@ async function main() {
       ? [
           { id: "pc-nolog-nocache-ES256", group: "D", name: "Portcullis from src/, no-op logger, token cache off", worker: "pc-nolog-nocache", alg: "ES256", headers: bearer("ES256") },
           { id: "pc-nolog-cache-ES256", group: "D", name: "Portcullis from src/, no-op logger, token cache on", worker: "pc-nolog-cache", alg: "ES256", headers: bearer("ES256") },
+          { id: "floor-verify-ES256", group: "D", name: "floor, no checks: one crypto.subtle.verify + header copy + forward", worker: "floor-verify", alg: "ES256", headers: bearer("ES256") },
+          { id: "floor-cache-ES256", group: "D", name: "floor, no checks: SHA-256 + Map lookup + header copy + forward", worker: "floor-cache", alg: "ES256", headers: bearer("ES256") },
           ...DIAGNOSTIC_OPS.flatMap((op) =>
             VERIFY_N.map((n) => ({ id: `op-${op}-${n}`, group: "D", name: `${op} x${n} per request`, worker: "verify", alg: "-", n, op, path: `/?op=${op}&n=${n}`, headers: { authorization: `Bearer ${tokens.valid.ES256}` } })),
           ),
@@ -321,7 +326,7 @@ function wranglerBundle() {
 
 /** The bench's own Workers, bundled with the same esbuild settings wrangler uses for Workers. */
 async function bundleBenchWorkers() {
-  const entries = { baseline: "baseline.js", hono: "hono-jwk.js", verify: "verify.js", nolog: "portcullis-nolog.js" };
+  const entries = { baseline: "baseline.js", hono: "hono-jwk.js", verify: "verify.js", nolog: "portcullis-nolog.js", floor: "floor.js" };
   const scripts = {};
   for (const [name, file] of Object.entries(entries)) {
     const outfile = join(OUT, "workers", `${name}.mjs`);
@@ -588,6 +593,8 @@ async function functionalChecks({ portOf, tokens, originServer }) {
     for (const n of VERIFY_N) await expect(`verify ${alg} n=${n}`, portOf.verify, `/?alg=${alg}&n=${n}`, {}, 200);
   }
   for (const op of DIAGNOSTIC_OPS) await expect(`op ${op}`, portOf.verify, `/?op=${op}&n=2`, bearer(tokens.valid.ES256), 200);
+  for (const worker of ["floor-cache", "floor-verify"]) await expect(`${worker} ES256 valid`, portOf[worker], PATH, bearer(tokens.valid.ES256), 200);
+  await expect("floor-verify forged", portOf["floor-verify"], PATH, bearer(`${tokens.valid.ES256.slice(0, -6)}AAAAAA`), 401);
   if (failures.length) throw new Error(`functional checks failed:\n  ${failures.join("\n  ")}`);
 
   // What hono/jwk does when configured without (or with less than) the full `verification` object: recorded
@@ -891,6 +898,8 @@ function analyse(rows) {
       );
     if (quiet && loud) pairs[`log-${kind}`] = { us: diff(loud, quiet), cpuUs: diffCpu(loud, quiet) };
     if (quiet && base) pairs[`nolog-${kind}`] = { us: diff(quiet, base, "ES256"), cpuUs: diffCpu(quiet, base, "ES256") };
+    const floor = byId[`floor-${kind === "cache" ? "cache" : "verify"}-ES256`];
+    if (floor && base) pairs[`floor-${kind}`] = { us: diff(floor, base, "ES256"), cpuUs: diffCpu(floor, base, "ES256") };
   }
   return { byId, verify, ratios, ops, pairs };
 }
@@ -1046,6 +1055,11 @@ function renderReport({ rows, analysis, bundle, cold, probes, jwksDuringRows, lo
       const nolog = pairs[`nolog-${kind}`];
       if (log) out(`| Portcullis ES256, token cache ${state}: real Worker minus the no-op-logger build (the log line and all it costs), per round [range] | ${cell(log.us)} | ${cell(log.cpuUs)} |`);
       if (nolog) out(`| Portcullis ES256, token cache ${state}, no-op logger: overhead over the baseline, per round [range] | ${cell(nolog.us)} | ${cell(nolog.cpuUs)} |`);
+    }
+    for (const [kind, what, target] of [["verify", "one verify + header copy + forward", 1.25], ["cache", "SHA-256 + Map lookup + header copy + forward", 0.25]]) {
+      const floor = pairs[`floor-${kind === "cache" ? "cache" : "nocache"}`];
+      if (!floor || !verifyEs) continue;
+      out(`| Floor, no checks (${what}): overhead over the baseline, per round [range]; as a ratio of one ES256 verify: ${fmt(floor.us?.median / verifyEs.us, 2)} (throughput), ${fmt(floor.cpuUs?.median / verifyEs.cpuUs, 2)} (CPU), against the ${target} target of row ${kind === "cache" ? 3 : 2} | ${cell(floor.us)} | ${cell(floor.cpuUs)} |`);
     }
     out();
   }

@@ -31,9 +31,14 @@ export async function fetchOrigin(request: Request, timeoutMs: number, fetcher: 
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new GateError("gateway_timeout", "origin_timeout")), timeoutMs);
   });
-  const answered = fetcher(request, { redirect: "manual" }).catch(() => {
-    throw new GateError("bad_gateway", "origin_unreachable");
-  });
+  // Async so that a fetcher throwing synchronously (a broken binding) is a 502 too, and the timer is cleared.
+  const answered = (async () => {
+    try {
+      return await fetcher(request, { redirect: "manual" });
+    } catch {
+      throw new GateError("bad_gateway", "origin_unreachable");
+    }
+  })();
   try {
     return await Promise.race([answered, timedOut]);
   } finally {

@@ -5,7 +5,7 @@ import { GateError } from "../../src/errors/errors";
 import { metadataUrl } from "../../src/errors/metadata";
 import { extractBearer } from "../../src/extract/bearer";
 import { claimAt, encodeHeaderValue, stripControlledHeaders } from "../../src/forward/headers";
-import { originUrl } from "../../src/forward/origin";
+import { fetchOrigin, originUrl } from "../../src/forward/origin";
 import { safeKid } from "../../src/log";
 import { grantedScopes } from "../../src/policy/scopes";
 import { isCanonicalBase64url } from "../../src/validate/jws";
@@ -183,6 +183,19 @@ describe("challenges and URLs", () => {
   it("places RFC 9728 metadata between host and path", () => {
     expect(metadataUrl("https://api.test").href).toBe("https://api.test/.well-known/oauth-protected-resource");
     expect(metadataUrl("https://api.test/v1").href).toBe("https://api.test/.well-known/oauth-protected-resource/v1");
+  });
+
+  it("bounds the wait for the origin: 502 when it fails (even synchronously), 504 when it is slow, else its response", async () => {
+    const request = new Request("https://origin.test/x");
+    const reasonOf = (promise: Promise<unknown>) => promise.then(() => "answered", (error: GateError) => `${error.status} ${error.reason}`);
+    expect(await reasonOf(fetchOrigin(request, 1_000, () => Promise.reject(new TypeError("refused"))))).toBe("502 origin_unreachable");
+    const throwsAtOnce = (() => {
+      throw new TypeError("broken binding");
+    }) as unknown as typeof fetch;
+    expect(await reasonOf(fetchOrigin(request, 1_000, throwsAtOnce))).toBe("502 origin_unreachable");
+    expect(await reasonOf(fetchOrigin(request, 50, () => new Promise(() => {})))).toBe("504 origin_timeout");
+    const answer = new Response("ok");
+    expect(await fetchOrigin(request, 50, async () => answer)).toBe(answer);
   });
 
   it("builds the origin URL from the canonical path, never the client's", () => {
