@@ -118,9 +118,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
 
   const check: Gate["check"] = async (request, env, waitUntil) => {
     const started = now();
-    const url = new URL(request.url);
     const entry: Record<string, unknown> = { method: request.method };
     try {
+      const url = new URL(request.url);
       const assertion = config.forward.assertion;
       if (assertion && url.pathname === assertion.jwks_path && (request.method === "GET" || request.method === "HEAD")) {
         // The origin's verifier fetches the assertion keys here: public, cacheable, no route rule needed.
