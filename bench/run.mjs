@@ -877,29 +877,24 @@ function analyse(rows) {
   }
   // Diagnostics: Portcullis with vs without its log line, and without it vs the baseline, paired per round.
   const pairs = {};
+  // One paired difference per round: a minus b, from throughput and from workerd CPU.
+  const paired = (a, b, block) => {
+    const per = (value) => summarise(rounds.map((round) => {
+      const x = runAt(a, round, block);
+      const y = runAt(b, round, block);
+      return x && y ? value(x, y) : undefined;
+    }));
+    return { us: per((x, y) => (1 / x.rps - 1 / y.rps) * 1e6), cpuUs: per((x, y) => cpuOf(x) - cpuOf(y)) };
+  };
   for (const kind of ["nocache", "cache"]) {
     const quiet = byId[`pc-nolog-${kind}-ES256`];
     const loud = byId[`pc-${kind}-ES256`];
-    const diff = (a, b, block) =>
-      summarise(
-        rounds.map((round) => {
-          const x = runAt(a, round, block);
-          const y = runAt(b, round, block);
-          return x && y ? (1 / x.rps - 1 / y.rps) * 1e6 : undefined;
-        }),
-      );
-    const diffCpu = (a, b, block) =>
-      summarise(
-        rounds.map((round) => {
-          const x = runAt(a, round, block);
-          const y = runAt(b, round, block);
-          return x && y ? cpuOf(x) - cpuOf(y) : undefined;
-        }),
-      );
-    if (quiet && loud) pairs[`log-${kind}`] = { us: diff(loud, quiet), cpuUs: diffCpu(loud, quiet) };
-    if (quiet && base) pairs[`nolog-${kind}`] = { us: diff(quiet, base, "ES256"), cpuUs: diffCpu(quiet, base, "ES256") };
-    const floor = byId[`floor-${kind === "cache" ? "cache" : "verify"}-ES256`];
-    if (floor && base) pairs[`floor-${kind}`] = { us: diff(floor, base, "ES256"), cpuUs: diffCpu(floor, base, "ES256") };
+    if (quiet && loud) pairs[`log-${kind}`] = paired(loud, quiet);
+    if (quiet && base) pairs[`nolog-${kind}`] = paired(quiet, base, "ES256");
+  }
+  for (const mode of ["verify", "cache"]) {
+    const floor = byId[`floor-${mode}-ES256`];
+    if (floor && base) pairs[`floor-${mode}`] = paired(floor, base, "ES256");
   }
   return { byId, verify, ratios, ops, pairs };
 }
@@ -1057,7 +1052,7 @@ function renderReport({ rows, analysis, bundle, cold, probes, jwksDuringRows, lo
       if (nolog) out(`| Portcullis ES256, token cache ${state}, no-op logger: overhead over the baseline, per round [range] | ${cell(nolog.us)} | ${cell(nolog.cpuUs)} |`);
     }
     for (const [kind, what, target] of [["verify", "one verify + header copy + forward", 1.25], ["cache", "SHA-256 + Map lookup + header copy + forward", 0.25]]) {
-      const floor = pairs[`floor-${kind === "cache" ? "cache" : "nocache"}`];
+      const floor = pairs[`floor-${kind}`];
       if (!floor || !verifyEs) continue;
       out(`| Floor, no checks (${what}): overhead over the baseline, per round [range]; as a ratio of one ES256 verify: ${fmt(floor.us?.median / verifyEs.us, 2)} (throughput), ${fmt(floor.cpuUs?.median / verifyEs.cpuUs, 2)} (CPU), against the ${target} target of row ${kind === "cache" ? 3 : 2} | ${cell(floor.us)} | ${cell(floor.cpuUs)} |`);
     }
