@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import Provider, { errors, type ClientMetadata, type Configuration, type ResourceServer } from "oidc-provider";
+import { introspectionAndRevocation } from "../test/setup/oidc-policies";
 import { memoryAdapter, type OidcStore } from "../test/setup/oidc-memory-adapter";
 
 /**
@@ -159,17 +160,7 @@ export async function startAuthorizationServer(
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: {
-        enabled: true,
-        allowedPolicy: (_ctx, client, token) => INTROSPECTORS.has(client.clientId) || token.clientId === client.clientId,
-      },
-      revocation: {
-        enabled: true,
-        allowedPolicy: (_ctx, client, token) => {
-          if (token.clientId === client.clientId) return true;
-          throw new errors.InvalidRequest("client is not authorized to revoke the presented token");
-        },
-      },
+      ...introspectionAndRevocation(INTROSPECTORS),
       resourceIndicators: {
         enabled: true,
         // No `resource` parameter: no resource server, so an opaque token (for introspection).

@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair } from "jose";
-import Provider, { errors, type ClientMetadata, type Configuration } from "oidc-provider";
+import Provider, { type ClientMetadata, type Configuration } from "oidc-provider";
+import { introspectionAndRevocation } from "./oidc-policies";
 import { memoryAdapter } from "./oidc-memory-adapter";
 
 /**
@@ -105,21 +106,7 @@ export async function startAuthorizationServer(): Promise<AuthorizationServer> {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: {
-        enabled: true,
-        // Default: any confidential client may introspect any token. Here only the resource-server
-        // clients may see other clients' tokens; anyone else gets `{ "active": false }`.
-        allowedPolicy: (_ctx, client, token) => INTROSPECTORS.has(client.clientId) || token.clientId === client.clientId,
-      },
-      revocation: {
-        enabled: true,
-        // Same as the default (own tokens only, a confidential mismatch is an invalid_request), minus
-        // the "you SHOULD change it" notice the default prints.
-        allowedPolicy: (_ctx, client, token) => {
-          if (token.clientId === client.clientId) return true;
-          throw new errors.InvalidRequest("client is not authorized to revoke the presented token");
-        },
-      },
+      ...introspectionAndRevocation(INTROSPECTORS),
     },
     ttl: {
       // Must be a function for per-token lifetimes; `token.scope` is already set when it is called.
