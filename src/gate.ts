@@ -5,12 +5,13 @@ import { GateError } from "./errors/errors";
 import { metadataDocument, metadataUrl } from "./errors/metadata";
 import { extractBearer } from "./extract/bearer";
 import { keyRing } from "./forward/assertion";
-import { claimAt, encodeHeaderValue, hasMethodOverride, stripControlledHeaders } from "./forward/headers";
+import { claimAt, encodeHeaderValue, hasMethodOverride, setForwardedHost, stripControlledHeaders, type HeaderKind } from "./forward/headers";
+import { forwardedQuery } from "./forward/query";
 import { sendToOrigin } from "./forward/origin";
 import { consoleLog, safeKid, type LogFn } from "./log";
-import { canonicalPath, type PathOptions } from "./policy/path";
+import { canonicalPath, pathPolicy } from "./policy/path";
 import { authorize } from "./policy/requirements";
-import { compileRoutes, matchRoute, normalizeHost } from "./policy/routes";
+import { compileRoutes, matchRoute, normalizeHost, type CompiledRoute } from "./policy/routes";
 import { grantedScopes } from "./policy/scopes";
 import { TokenValidator } from "./validate/token";
 
@@ -24,7 +25,12 @@ import { TokenValidator } from "./validate/token";
 export interface GateDecision {
   /** The canonical path that was matched; the only path that may be forwarded. */
   path: string;
-  /** The client's query string, minus `access_token` when the token came from it. */
+  /** The normalized host the rules were matched on: sent as `X-Forwarded-Host`, bound in the assertion. */
+  host: string;
+  /**
+   * The client's query string as sent, minus method-override parameters and (forward.authorization =
+   * "strip") every `access_token` pair; every other byte unchanged.
+   */
   search: string;
   /** The matched rule's name. */
   rule: string;
@@ -76,9 +82,9 @@ export interface Gate {
 export function createGate(config: ResolvedConfig, options: PortcullisOptions = {}): Gate {
   const log = options.log ?? consoleLog;
   const logAllowed = config.log.allowed;
-  const caseInsensitive = config.paths.case_insensitive;
-  const routes = compileRoutes(config.routes, { caseInsensitive });
-  const pathOptions: PathOptions = { semicolons: config.paths.semicolons, emptySegments: config.paths.empty_segments };
+  // One path policy for canonicalization and matching, from the function explain uses too.
+  const paths = pathPolicy(config.paths);
+  const routes = compileRoutes(config.routes, paths);
   const extractOptions = { maxLength: config.token.max_length, allowQuery: config.token.allow_query, extraCharacters: config.token.extra_characters };
   const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
   const validator = new TokenValidator(config.issuers, config.token_cache);
@@ -101,18 +107,23 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
     binding: (name: string) => env?.[name],
   });
 
-  /** The request's headers as the origin gets them: identity namespace cleared, verified claims set. */
-  const forwardedHeaders = (request: Request, identity: Identity | undefined): Headers => {
-    const headers = new Headers(request.headers);
+  /**
+   * The request's headers as the origin gets them: identity namespace and forwarded-host headers cleared,
+   * the matched host and the scheme set, verified claims set. `source`: the client headers to start from.
+   */
+  const forwardedHeaders = (request: Request, identity: Identity | undefined, host: string, protocol: string, source = request.headers): Headers => {
+    const headers = new Headers(source);
     const { header_prefix: prefix, max_header_bytes: max, claim_headers, authorization } = config.forward;
     stripControlledHeaders(headers, prefix, { own: ownHeaders, authorization: authorization === "strip" });
     if (identity) {
-      setClaimHeader(headers, `${prefix}sub`, identity.subject, max, log);
-      setClaimHeader(headers, `${prefix}client-id`, identity.clientId, max, log);
-      setClaimHeader(headers, `${prefix}scope`, [...identity.scopes].join(" ") || undefined, max, log);
-      setClaimHeader(headers, `${prefix}issuer`, identity.issuer, max, log);
-      for (const [name, path] of Object.entries(claim_headers)) setClaimHeader(headers, name, claimAt(identity.claims, path), max, log);
+      setClaimHeader(headers, `${prefix}sub`, identity.subject, "string", max, log);
+      setClaimHeader(headers, `${prefix}client-id`, identity.clientId, "string", max, log);
+      setClaimHeader(headers, `${prefix}scope`, [...identity.scopes].join(" ") || undefined, "string", max, log);
+      setClaimHeader(headers, `${prefix}issuer`, identity.issuer, "string", max, log);
+      for (const [name, path] of Object.entries(claim_headers)) setClaimHeader(headers, name, claimAt(identity.claims, path), "claim", max, log);
     }
+    // Last, so nothing (not even a claim header under an odd prefix) can replace the host the rules matched.
+    setForwardedHost(headers, host, protocol);
     return headers;
   };
 
@@ -133,26 +144,31 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
         const document = metadataDocument(config.resource_metadata!, config.token.allow_query);
         return { response: Response.json(document, { headers: { "cache-control": "public, max-age=3600" } }) };
       }
-      const path = canonicalPath(url.pathname, pathOptions);
+      const path = canonicalPath(url.pathname, paths);
       entry.path = path;
       const host = normalizeHost(url.host, url.protocol);
-      if (config.methods.override_headers === "reject" && hasMethodOverride(request.headers)) {
+      const query = forwardedQuery(url.search, config.forward.authorization === "strip");
+      if (config.methods.override_headers === "reject" && (query.methodOverride || hasMethodOverride(request.headers))) {
         throw new GateError("invalid_request", "method_override");
       }
-      const search = url.search;
+      const search = query.search;
 
       const preflightMethod = corsPreflightMethod(request, config.methods.cors_preflight);
-      if (preflightMethod) {
-        // Browsers send preflights without credentials: authorized by the rule for the method they announce.
-        const target = matchRoute(routes, { method: preflightMethod, host, path }, caseInsensitive);
+      // An explicit OPTIONS rule decides OPTIONS requests, preflights included, like any other request.
+      if (preflightMethod && !explicitOptionsRule(matchRoute(routes, { method: "OPTIONS", host, path }, paths))) {
+        // Browsers send preflights without credentials or body: authorized by the rule for the method they
+        // announce, and forwarded with the CORS headers only, so nothing else rides on that authorization.
+        if (carriesBody(request)) throw new GateError("invalid_request", "preflight_with_body");
+        const target = matchRoute(routes, { method: preflightMethod, host, path }, paths);
         if (!target || target.rule.access === "deny") throw new GateError("access_denied", "no_matching_rule");
         entry.rule = target.name;
         if (logAllowed) log({ event: "decision", outcome: "allow_preflight", ...entry, ms: now() - started });
-        return { decision: { path, search, rule: target.name }, headers: forwardedHeaders(request, undefined) };
+        const headers = forwardedHeaders(request, undefined, host, url.protocol, corsRequestHeaders(request.headers));
+        return { decision: { path, host, search, rule: target.name }, headers };
       }
 
       const bearer = extractBearer(request, extractOptions, url);
-      const route = matchRoute(routes, { method: request.method, host, path }, caseInsensitive);
+      const route = matchRoute(routes, { method: request.method, host, path }, paths);
       if (!route) throw new GateError("access_denied", "no_matching_rule");
       entry.rule = route.name;
       const { rule } = route;
@@ -180,12 +196,11 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
         entry.would = { status: refusal.status, reason: refusal.reason };
       }
 
-      const forwardedSearch = bearer?.source === "query" && config.forward.authorization === "strip" ? withoutToken(url) : search;
       const withIdentity = rule.access === "token" || rule.access === "optional" ? identity : undefined;
-      const headers = forwardedHeaders(request, withIdentity);
+      const headers = forwardedHeaders(request, withIdentity, host, url.protocol);
       // Report-only lines are always written: they are the point of report-only.
       if (logAllowed || entry.report_only) log({ event: "decision", outcome: identity ? "allow" : "allow_anonymous", ...entry, ms: now() - started });
-      return { decision: { path, search: forwardedSearch, rule: route.name, ...(withIdentity ? { identity: withIdentity } : {}) }, headers };
+      return { decision: { path, host, search, rule: route.name, ...(withIdentity ? { identity: withIdentity } : {}) }, headers };
     } catch (error) {
       if (!(error instanceof GateError)) {
         // Unexpected failures are refused too: a bug must never open the gate.
@@ -225,9 +240,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   };
 }
 
-function setClaimHeader(headers: Headers, name: string, value: unknown, maxBytes: number, log: LogFn): void {
+function setClaimHeader(headers: Headers, name: string, value: unknown, kind: HeaderKind, maxBytes: number, log: LogFn): void {
   if (value === undefined) return;
-  const encoded = encodeHeaderValue(value, maxBytes);
+  const encoded = encodeHeaderValue(value, kind, maxBytes);
   if (encoded === undefined) log({ event: "claim_header_dropped", header: name, reason: "unencodable_or_too_long" });
   else headers.set(name, encoded);
 }
@@ -251,11 +266,27 @@ function corsPreflightMethod(request: Request, mode: "forward" | "authorize"): s
   return method && /^[A-Z]+$/.test(method) ? method : undefined;
 }
 
-function withoutToken(url: URL): string {
-  const params = new URLSearchParams(url.search);
-  params.delete("access_token");
-  const search = params.toString();
-  return search ? `?${search}` : "";
+/** A rule that names OPTIONS itself (not through `*`): it, not preflight forwarding, decides OPTIONS requests. */
+function explicitOptionsRule(route: CompiledRoute | undefined): boolean {
+  return route !== undefined && route.rule.methods.includes("OPTIONS");
+}
+
+/** Any sign of a request body: a preflight has none (Fetch standard, CORS-preflight fetch). */
+function carriesBody(request: Request): boolean {
+  const length = request.headers.get("content-length");
+  return request.body !== null || request.headers.has("transfer-encoding") || (length !== null && !/^0+$/.test(length.trim()));
+}
+
+/** Client headers a preflight may carry to the origin: what CORS and content negotiation need, no credentials. */
+const CORS_REQUEST_HEADERS = new Set(["origin", "user-agent", "accept", "accept-language", "referer"]);
+const CORS_REQUEST_PREFIXES = ["access-control-request-", "sec-fetch-"];
+
+function corsRequestHeaders(client: Headers): Headers {
+  const kept = new Headers();
+  for (const [name, value] of client) {
+    if (CORS_REQUEST_HEADERS.has(name) || CORS_REQUEST_PREFIXES.some((prefix) => name.startsWith(prefix))) kept.set(name, value);
+  }
+  return kept;
 }
 
 function kvBinding(env: Env, name: string): KVNamespace | undefined {

@@ -14,7 +14,8 @@ export type PortcullisVariables = { portcullis: GateDecision };
 
 /**
  * The gate as a Hono middleware. Requests that pass continue to the next handler with a cleaned request
- * (`c.req.raw`: client identity headers stripped, verified ones set) and `c.get("portcullis")`; every other
+ * (`c.req.raw`: the canonical path and forwarded query, client identity headers stripped, verified ones set)
+ * and `c.get("portcullis")`; every other
  * request is answered here. The configuration is validated at run time too (it may come from untyped
  * `[vars]`): an invalid one answers 500 to everything, never open.
  */
@@ -46,7 +47,10 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const middleware: MiddlewareHandler<{ Variables: PortcullisVariables }> = async (c, next) => {
     const outcome = await gate.check(c.req.raw, c.env as Env, waitUntil(c));
     if ("response" in outcome) return outcome.response;
-    c.req.raw = new Request(c.req.raw, { headers: outcome.headers });
+    // The next handlers see exactly what was authorized: the canonical path and the forwarded query (method
+    // overrides and stripped tokens removed), with the cleaned headers. Body and method are the client's.
+    const { path, search } = outcome.decision;
+    c.req.raw = new Request(new URL(c.req.raw.url).origin + path + search, new Request(c.req.raw, { headers: outcome.headers }));
     c.set("portcullis", outcome.decision);
     await next();
   };

@@ -37,10 +37,13 @@ export class Fixture {
     await (await fetch(`${this.issuerBase}/metadata/_set`, { method: "POST", body: JSON.stringify(metadata) })).arrayBuffer();
   }
 
-  /** Introspection answers by token (`default` for any other), as status + raw body. */
-  async serveIntrospection(answers: Record<string, { status?: number; body: unknown; delayMs?: number }>) {
+  /** Introspection answers by token (`default` for any other), as status + raw body (+ response headers). */
+  async serveIntrospection(answers: Record<string, { status?: number; body: unknown; delayMs?: number; headers?: Record<string, string> }>) {
     const raw = Object.fromEntries(
-      Object.entries(answers).map(([token, a]) => [token, { status: a.status ?? 200, body: typeof a.body === "string" ? a.body : JSON.stringify(a.body), delayMs: a.delayMs }]),
+      Object.entries(answers).map(([token, a]) => [
+        token,
+        { status: a.status ?? 200, body: typeof a.body === "string" ? a.body : JSON.stringify(a.body), delayMs: a.delayMs, headers: a.headers },
+      ]),
     );
     await (await fetch(`${this.issuerBase}/introspection/_set`, { method: "POST", body: JSON.stringify(raw) })).arrayBuffer();
   }
@@ -122,6 +125,11 @@ export function baseConfig(fixture: Fixture, overrides: Partial<PortcullisConfig
   };
 }
 
+/** The User-Agent tag the echo origin files a request by when the `x-test-*` headers did not reach it. */
+const testUserAgent = (ns: string, id: string) => `portcullis-test ns=${ns} request=${id}`;
+const cameFrom = (record: OriginRecord, id: string) =>
+  record.headers["x-test-request"] === id || String(record.headers["user-agent"] ?? "").endsWith(` request=${id}`);
+
 /** Which test request produced a response, so a rejection check can look for exactly that request. */
 const requestIds = new WeakMap<Response, string>();
 
@@ -171,6 +179,8 @@ export function makeGate(
       for (const [name, value] of Object.entries(fixture.tag)) headers.set(name, value);
       const id = crypto.randomUUID();
       headers.set("x-test-request", id);
+      // Also in User-Agent: a forwarded CORS preflight keeps only CORS headers (User-Agent among them).
+      if (!headers.has("user-agent")) headers.set("user-agent", testUserAgent(fixture.ns, id));
       const ctx = createExecutionContext();
       const url = /^https?:\/\//.test(path) ? path : `https://api.test${path}`;
       const response = await handler(new Request(url, { ...init, headers }), { ...env, ...options.env }, ctx);
@@ -207,7 +217,7 @@ export async function expectRejected(
   if (error !== undefined && !challenge?.includes(`error="${error}"`) && body.error !== error) problems.push(`error ${String(body.error)} (expected ${error})`);
   const id = requestIds.get(response);
   if (!id) problems.push("response did not come from gate.request");
-  const reached = (await gate.fixture.originRequests()).filter((record) => record.headers["x-test-request"] === id);
+  const reached = id ? (await gate.fixture.originRequests()).filter((record) => cameFrom(record, id)) : [];
   if (reached.length) problems.push("the request reached the origin");
   if (problems.length) throw new Error(`rejection check failed: ${problems.join("; ")}; body ${JSON.stringify(body)}`);
   return { challenge, body };

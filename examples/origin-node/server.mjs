@@ -21,7 +21,8 @@ export async function startExampleOrigin({ port = 0, host = "127.0.0.1", issuer,
       headers: new Headers(Object.entries(req.headers).flatMap(([name, value]) => (Array.isArray(value) ? value.map((v) => [name, v]) : value === undefined ? [] : [[name, value]]))),
     };
     try {
-      const identity = await verifyAssertion(request, { issuer, audience, keys, headerPrefix, replay });
+      // `target`: the raw request target, before any URL parsing resolves `..`, `%2e` or `\` in it.
+      const identity = await verifyAssertion(request, { issuer, audience, keys, headerPrefix, replay, target: req.url ?? "" });
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ ok: true, path: req.url, sub: identity.sub ?? null, client_id: identity.client_id ?? null, scopes: identity.scopes }));
     } catch (error) {

@@ -1,4 +1,6 @@
 import * as v from "valibot";
+import { reservedHeaderReason } from "../forward/headers";
+import { pathPolicy } from "../policy/path";
 import { compileRoutes, findAmbiguities, RoutePatternError } from "../policy/routes";
 import { applyPreset } from "./presets";
 import { ConfigSchema, HMAC_ALGORITHMS, isAllowedUrl, type ResolvedConfig } from "./schema";
@@ -140,6 +142,7 @@ function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
       issues.push({ field, message: "is a built-in claim header" });
     }
   }
+  issues.push(...ownHeaderIssues(config.forward));
   config.routes.forEach((route, i) => {
     if (route.access !== "token") {
       for (const field of ["scopes", "scopes_any", "claims"] as const) {
@@ -153,7 +156,8 @@ function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
     });
   });
   try {
-    const compiled = compileRoutes(config.routes, { caseInsensitive: config.paths.case_insensitive });
+    // With the gate's own path policy: a literal that policy always refuses or rewrites can never match.
+    const compiled = compileRoutes(config.routes, pathPolicy(config.paths));
     for (const [first, second] of findAmbiguities(compiled)) {
       issues.push({
         field: `routes.${second.index}`,
@@ -163,6 +167,34 @@ function crossFieldIssues(config: ResolvedConfig): ConfigIssue[] {
   } catch (error) {
     if (!(error instanceof RoutePatternError)) throw error;
     issues.push({ field: `routes.${error.index}.${error.field}`, message: error.message });
+  }
+  return issues;
+}
+
+/**
+ * The headers the gate sets itself (assertion, shared secret) must be its own: inside `header_prefix` the
+ * origin would take them for identity claims (and the origin verifier, which requires the identity headers
+ * to be exactly those the assertion lists, would refuse every request), the same name twice would leave one
+ * value overwriting the other, and a credentials, hop-by-hop or gate-controlled header would be lost,
+ * overwritten or misread on the way.
+ */
+function ownHeaderIssues(forward: ResolvedConfig["forward"]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const own = [
+    ["forward.assertion.header", forward.assertion?.header],
+    ["forward.shared_secret.header", forward.shared_secret?.header],
+  ] as const;
+  for (const [field, header] of own) {
+    if (header === undefined) continue;
+    const reserved = reservedHeaderReason(header);
+    if (header.startsWith(forward.header_prefix)) {
+      issues.push({ field, message: `must not start with the identity header prefix "${forward.header_prefix}"` });
+    } else if (reserved) {
+      issues.push({ field, message: reserved });
+    }
+  }
+  if (forward.assertion && forward.assertion.header === forward.shared_secret?.header) {
+    issues.push({ field: "forward.shared_secret.header", message: "must differ from forward.assertion.header" });
   }
   return issues;
 }

@@ -35,8 +35,15 @@ export const PRESETS: Record<string, Record<string, unknown>> = {
     issuer: "https://www.amazon.com",
     introspection: { flavor: "amazon", endpoint: "https://api.amazon.com/auth/o2/tokeninfo", token_prefixes: ["Atza|"] },
   },
-  entra: { issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", ...ENTRA },
-  "entra-v1": { issuer: "https://sts.windows.net/{tenantid}/", ...ENTRA, jwks_uri: "https://login.microsoftonline.com/common/discovery/keys" },
+  // Entra access tokens always name the calling app (v2 `azp`, v1 `appid`); Entra ID tokens never do, and
+  // they may carry `roles`, so scopes cannot tell the two apart (Microsoft's access and ID token claim references).
+  entra: { issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", ...ENTRA, required_claims: ["azp"] },
+  "entra-v1": {
+    issuer: "https://sts.windows.net/{tenantid}/",
+    ...ENTRA,
+    jwks_uri: "https://login.microsoftonline.com/common/discovery/keys",
+    required_claims: ["appid"],
+  },
 };
 
 function isObject(value: unknown): value is Record<string, unknown> {

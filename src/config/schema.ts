@@ -79,8 +79,12 @@ const IntrospectionSchema = v.strictObject({
   max_bytes: bounded(1_024, 1_048_576, 65_536),
   /** Longest time an active result is reused (never past the token's `exp`). 0 = no cache. */
   cache_ttl: bounded(0, 3_600, 60),
-  /** How long an inactive result is remembered. 0 (default) = not cached: a fresh token works at once. */
-  inactive_cache_ttl: bounded(0, 300, 0),
+  /** How long an inactive result is remembered (a client retrying a dead token costs one call per this). 0 = not cached. */
+  inactive_cache_ttl: bounded(0, 300, 5),
+  /** Upstream calls per minute per isolate for tokens not seen active before; beyond it a local 503. */
+  max_calls_per_minute: bounded(1, 1_000_000, 600),
+  /** Refuse provider tokens (GitHub, Google) that do not have the provider's documented format, without a call. */
+  check_format: v.optional(v.boolean(), true),
   /** Also cache active results in Workers KV (shared by isolates; entries of at least 60 s only). */
   kv_cache: v.optional(v.boolean(), false),
   /** Tokens that are not JWTs are checked here. Without `token_prefixes`, at most one issuer may take them. */
@@ -166,6 +170,8 @@ const IssuerSchema = v.pipe(
   ),
   /** Accepted JOSE `typ` values, compared case-insensitively with an optional `application/` prefix. */
   types: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), printable)), v.minLength(1)), ["at+jwt"]),
+  /** Claims (dotted paths) every token of this issuer must carry, e.g. Entra's `azp`: ID tokens lack them. */
+  required_claims: v.optional(v.array(claimPath), []),
   /** Seconds of clock skew tolerated for `exp`, `nbf` and `iat`. */
   clock_tolerance: bounded(0, 300, 30),
   /** Name of a `wrangler secret` holding the HMAC key; required when `algorithms` lists HS*. */
@@ -228,12 +234,32 @@ const PathsSchema = v.strictObject({
   empty_segments: v.optional(v.picklist(["reject", "merge"], "must be reject or merge"), "reject"),
   /** Match literal segments case-insensitively (for case-insensitive origins); the path is forwarded as is. */
   case_insensitive: v.optional(v.boolean(), false),
+  /**
+   * A segment ending in `.`: `reject` (400, default: IIS/Windows and some Java servers strip trailing dots,
+   * so `/admin.` would reach `/admin`) or `allow` (an ordinary character, matched and forwarded as is).
+   */
+  trailing_dots: v.optional(v.picklist(["reject", "allow"], "must be reject or allow"), "reject"),
+  /**
+   * For origins that route `/admin.json` to `/admin` (Spring MVC suffix pattern matching, Rails formats): a
+   * last segment with a `.ext` suffix is matched on its stem unless a rule names the whole segment. The
+   * path is forwarded as is.
+   */
+  suffix_match: v.optional(v.boolean(), false),
 });
 
 const MethodsSchema = v.strictObject({
-  /** X-HTTP-Method-Override and similar: `strip` (default) or `reject` (400). */
+  /**
+   * Method overrides: the headers X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override and the query
+   * parameters `_method`, `x-http-method-override`, `x-http-method`, `x-method-override` (names decoded,
+   * any case). `strip` (default) removes them before forwarding (the rest of the query byte for byte);
+   * `reject` refuses the request (400 `method_override`). The method checked is the method forwarded.
+   */
   override_headers: v.optional(v.picklist(["strip", "reject"], "must be strip or reject"), "strip"),
-  /** CORS preflights (OPTIONS with Origin and Access-Control-Request-Method): `forward` without a token (default) or `authorize` like any request. */
+  /**
+   * CORS preflights (OPTIONS with Origin and Access-Control-Request-Method): `forward` (default) without a
+   * token when a rule (not `deny`) exists for the announced method, with no body and only CORS request
+   * headers; a rule naming OPTIONS itself still decides. `authorize`: like any OPTIONS request.
+   */
   cors_preflight: v.optional(v.picklist(["forward", "authorize"], "must be forward or authorize"), "forward"),
 });
 

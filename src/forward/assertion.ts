@@ -5,9 +5,9 @@ import { ASSERTION_TYP, headersDigest } from "../origin/verify-assertion";
 
 /**
  * The signed origin assertion: a short-lived JWT minted per forwarded request, bound to that request
- * (method, URL, the identity headers set, and the client's `Content-Digest` when present), so an origin
- * can prove a request came through this gate and was not altered or replayed elsewhere. The origin checks
- * it with `verifyAssertion` (src/origin/verify-assertion.ts).
+ * (method, URL, the host the gate matched, the identity headers set, and the client's `Content-Digest` when
+ * present), so an origin can prove a request came through this gate and was not altered or replayed
+ * elsewhere. The origin checks it with `verifyAssertion` (src/origin/verify-assertion.ts).
  */
 
 export type AssertionConfig = NonNullable<ResolvedConfig["forward"]["assertion"]>;
@@ -68,6 +68,8 @@ async function toPublic(jwk: JWK): Promise<JWK> {
 export interface AssertionInput {
   method: string;
   url: URL;
+  /** The normalized host the gate matched its rules on (what `X-Forwarded-Host` tells the origin). */
+  host: string;
   /** The request headers as forwarded (identity headers already set). */
   headers: Headers;
   headerPrefix: string;
@@ -82,6 +84,7 @@ export async function mintAssertion(ring: KeyRing, config: AssertionConfig, inpu
   const claims: Record<string, unknown> = {
     htm: input.method,
     htu: input.url.href,
+    host: input.host,
     hdrs: names,
     hdh: await headersDigest(names, input.headers),
     ...(contentDigest ? { cdg: contentDigest } : {}),

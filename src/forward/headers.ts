@@ -12,6 +12,29 @@ import type { JWTPayload } from "jose";
  */
 const REROUTING = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
 
+/**
+ * Headers that tell an origin which host, scheme, port or path prefix the client used (RFC 7239 `Forwarded`
+ * and the de-facto relatives frameworks honour: Express/Spring/Django/Rails/ASP.NET `X-Forwarded-*`, IIS
+ * `X-Original-Host`, `X-Host`, WSGI `X-Url-Scheme`, Rack `X-Forwarded-Ssl`, Microsoft `Front-End-Https`).
+ * A client copy would let it choose the host an origin builds links, redirects or tenant lookups from; the
+ * gate removes them all and sets `X-Forwarded-Host`/`X-Forwarded-Proto` itself (`setForwardedHost`).
+ */
+const FORWARDED_HOST = new Set([
+  "forwarded",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-forwarded-protocol",
+  "x-forwarded-scheme",
+  "x-forwarded-ssl",
+  "x-forwarded-port",
+  "x-forwarded-prefix",
+  "x-forwarded-server",
+  "x-original-host",
+  "x-host",
+  "x-url-scheme",
+  "front-end-https",
+]);
+
 /** RFC 9110 7.6.1 connection-specific headers (plus any the client lists in `Connection`); `upgrade` stays for WebSockets. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"]);
 
@@ -24,6 +47,19 @@ export function hasMethodOverride(headers: Headers): boolean {
   return [...headers.keys()].some((name) => REROUTING.slice(0, 3).includes(fold(name)));
 }
 
+/**
+ * Why a header cannot carry a value the gate sets itself (assertion, shared secret), or undefined when it
+ * can: a credentials header, one the HTTP layer owns, or one the gate strips or sets for other meanings, so
+ * the value would be lost, overwritten or read as something else by the origin.
+ */
+export function reservedHeaderReason(name: string): string | undefined {
+  const folded = fold(name);
+  if (["authorization", "proxy-authorization", "cookie"].includes(folded)) return "is a credentials header";
+  if (HOP_BY_HOP.has(folded) || ["upgrade", "host", "content-length"].includes(folded)) return "is a hop-by-hop or message-framing header";
+  if (REROUTING.includes(folded) || FORWARDED_HOST.has(folded)) return "is a header the gate strips or sets for another purpose";
+  return undefined;
+}
+
 export interface StripOptions {
   /** The gate's own headers (assertion, shared secret): never taken from a client. */
   own?: readonly (string | undefined)[];
@@ -32,8 +68,8 @@ export interface StripOptions {
 }
 
 /**
- * Removes, in one pass over the client's headers: the identity namespace, rerouting headers, the gate's own
- * headers, hop-by-hop headers and (when asked) `Authorization`.
+ * Removes, in one pass over the client's headers: the identity namespace, rerouting headers, forwarded-host
+ * headers, the gate's own headers, hop-by-hop headers and (when asked) `Authorization`.
  */
 export function stripControlledHeaders(headers: Headers, prefix: string, options: StripOptions = {}): void {
   const owned = (options.own ?? []).filter((name): name is string => name !== undefined).map(fold);
@@ -45,6 +81,7 @@ export function stripControlledHeaders(headers: Headers, prefix: string, options
     if (
       folded.startsWith(prefix) ||
       REROUTING.includes(folded) ||
+      FORWARDED_HOST.has(folded) ||
       owned.includes(folded) ||
       HOP_BY_HOP.has(name) ||
       (name !== "upgrade" && listed.includes(name)) ||
@@ -57,21 +94,44 @@ export function stripControlledHeaders(headers: Headers, prefix: string, options
   for (const name of doomed) headers.delete(name);
 }
 
+/** Tells the origin the host the gate matched its rules on and the scheme the client used, after stripping. */
+export function setForwardedHost(headers: Headers, host: string, protocol: string): void {
+  headers.set("x-forwarded-host", host);
+  headers.set("x-forwarded-proto", protocol.replace(/:$/, ""));
+}
+
 /**
- * A header-safe rendering of a claim value, or undefined to drop it. Printable-ASCII strings, numbers and
- * booleans are sent as they are; anything else (objects, arrays, non-ASCII or control characters) as JSON
- * with every non-printable-ASCII character `\u`-escaped, so no value can inject CR/LF or non-Latin-1 bytes.
+ * Identity header kinds. `string`: the built-ins (`sub`, `client-id`, `scope`, `issuer`), whose values are
+ * always strings. `claim`: a `claim_headers` entry, any JSON value.
  */
-export function encodeHeaderValue(value: unknown, maxBytes: number): string | undefined {
+export type HeaderKind = "string" | "claim";
+
+/** A string that travels as itself: non-empty printable ASCII, no space at either end, not starting with `"`. */
+const PLAIN = /^(?!")[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/** Text a reader takes for JSON: a string, object or array opening, a JSON number, `true`, `false`, `null`. */
+const JSON_TEXT = /^(?:["{[]|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$|(?:true|false|null)$)/;
+
+/**
+ * A header-safe, injective rendering of an identity value, or undefined to drop it (not of its kind, not
+ * finite, or longer than `maxBytes` once encoded). A plain string (see PLAIN; for a `claim` header also not
+ * JSON text) is sent as it is; every other value as JSON with each character outside printable ASCII written
+ * `\uXXXX`, so nothing can inject CR/LF or non-Latin-1 bytes. The two forms never overlap (JSON always starts
+ * with `"`, `{`, `[` or is a number or literal), so a reader decodes: `string` header -> JSON.parse when it
+ * starts with `"`, else the text; `claim` header -> JSON.parse when it matches JSON_TEXT, else the text.
+ * Different values thus never share a header value (`1` vs `"1"`, `{"a":1}` the text vs the object).
+ */
+export function encodeHeaderValue(value: unknown, kind: HeaderKind, maxBytes: number): string | undefined {
   let encoded: string | undefined;
-  if (typeof value === "string" && /^[\x20-\x7e]*$/.test(value)) encoded = value;
-  else if (typeof value === "number") encoded = Number.isFinite(value) ? String(value) : undefined;
-  else if (typeof value === "boolean") encoded = String(value);
-  else if (value !== undefined && value !== null) {
-    encoded = JSON.stringify(value)?.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-  }
-  if (encoded === undefined || encoded.length > maxBytes) return undefined;
-  return encoded.trim() === encoded ? encoded : JSON.stringify(encoded);
+  if (typeof value === "string") encoded = PLAIN.test(value) && (kind === "string" || !JSON_TEXT.test(value)) ? value : asciiJson(value);
+  else if (kind === "string" || value === undefined || (typeof value === "number" && !Number.isFinite(value))) encoded = undefined;
+  else encoded = asciiJson(value);
+  return encoded !== undefined && encoded.length <= maxBytes ? encoded : undefined;
+}
+
+/** JSON with every character outside printable ASCII as `\uXXXX` (JSON.parse gives the value back). */
+function asciiJson(value: unknown): string | undefined {
+  return JSON.stringify(value)?.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /** Reads a dotted claim path through own properties only (no `__proto__`/`constructor` traversal). */

@@ -80,7 +80,7 @@ export async function sendToOrigin(input: OriginRequest): Promise<Response> {
       const ring = await keyRing(env[forward.assertion.signing_keys]);
       const { identity } = decision;
       const now = (input.now ?? Date.now)();
-      const assertion = await mintAssertion(ring, forward.assertion, { method: request.method, url: new URL(target), headers, headerPrefix: forward.header_prefix, now, ...(identity ? { identity } : {}) });
+      const assertion = await mintAssertion(ring, forward.assertion, { method: request.method, url: new URL(target), host: decision.host, headers, headerPrefix: forward.header_prefix, now, ...(identity ? { identity } : {}) });
       headers.set(forward.assertion.header, assertion);
     }
     const outbound = new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" });

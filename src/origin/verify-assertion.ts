@@ -9,7 +9,8 @@
  *   const identity = await verifyAssertion(request, { issuer: "https://gate.example", audience: "orders-origin", keys });
  *
  * It checks the signature (EdDSA or ES256, explicit `typ`), `iss`, `aud`, a lifetime of at most 60 s, the
- * binding to this exact request (method, path and query, optionally scheme and host), the identity headers
+ * binding to this exact request (method; the raw request target, byte for byte, in canonical form; the host
+ * the gate matched against `X-Forwarded-Host`; optionally scheme and host of the URL), the identity headers
  * (exactly the ones the gate set, unaltered), `Content-Digest` when the gate saw one, and, with a replay
  * store, that the assertion was not used before.
  */
@@ -35,6 +36,14 @@ export interface VerifyAssertionOptions {
   matchOrigin?: boolean;
   /** The URL the client used, when the request object's URL is not it (for example behind a rewrite). */
   url?: string;
+  /**
+   * The request target exactly as the origin received it, before any parsing: origin-form path and query
+   * (in Node `req.url`). Compared byte for byte with the bound one. Default: `url`, else `request.url`, with
+   * `scheme://authority` cut off as text. A Fetch `Request` (Workers, Deno, Bun) has no raw target: its URL is
+   * already parsed (dot segments resolved, `\` read as `/`), which is safe when the code after this routes
+   * on that same URL.
+   */
+  target?: string;
   replay?: ReplayStore;
   /** Seconds of clock skew tolerated; default 5. */
   clockTolerance?: number;
@@ -47,6 +56,8 @@ export interface OriginRequest {
 }
 
 export interface VerifiedAssertion {
+  /** The normalized host the gate matched its rules on (what it sent as `X-Forwarded-Host`). */
+  host: string;
   sub?: string;
   client_id?: string;
   scopes: string[];
@@ -75,7 +86,7 @@ export async function verifyAssertion(request: OriginRequest, options: VerifyAss
       audience: options.audience,
       algorithms: ["EdDSA", "ES256"],
       typ: ASSERTION_TYP,
-      requiredClaims: ["iat", "exp", "jti", "htm", "htu"],
+      requiredClaims: ["iat", "exp", "jti", "htm", "htu", "host"],
       clockTolerance: options.clockTolerance ?? 5,
     }));
   } catch (error) {
@@ -85,10 +96,12 @@ export async function verifyAssertion(request: OriginRequest, options: VerifyAss
   if (typeof claims.exp !== "number" || typeof claims.iat !== "number" || claims.exp - claims.iat > 60) throw new AssertionError("lifetime");
 
   if (claims.htm !== request.method.toUpperCase()) throw new AssertionError("method_mismatch");
-  const bound = new URL(String(claims.htu));
-  const actual = new URL(options.url ?? request.url);
-  if (bound.pathname + bound.search !== actual.pathname + actual.search) throw new AssertionError("url_mismatch");
-  if (options.matchOrigin && bound.origin !== actual.origin) throw new AssertionError("url_mismatch");
+  const target = originForm(options.target ?? options.url ?? request.url);
+  if (!isCanonicalTarget(target)) throw new AssertionError("target_not_canonical");
+  if (target !== originForm(String(claims.htu))) throw new AssertionError("url_mismatch");
+  if (options.matchOrigin && !sameOrigin(String(claims.htu), options.url ?? request.url)) throw new AssertionError("url_mismatch");
+  const forwardedHost = request.headers.get("x-forwarded-host");
+  if (typeof claims.host !== "string" || (forwardedHost !== null && forwardedHost !== claims.host)) throw new AssertionError("host_mismatch");
 
   const names = Array.isArray(claims.hdrs) ? (claims.hdrs as unknown[]).filter((name): name is string => typeof name === "string") : [];
   const present = [...request.headers.keys()].map((name) => name.toLowerCase()).filter((name) => name.replace(/_/g, "-").startsWith(prefix));
@@ -100,11 +113,42 @@ export async function verifyAssertion(request: OriginRequest, options: VerifyAss
   if (options.replay && !(await options.replay.claim(String(claims.jti), claims.exp))) throw new AssertionError("replayed");
 
   return {
+    host: claims.host,
     ...(typeof claims.sub === "string" ? { sub: claims.sub } : {}),
     ...(typeof claims.client_id === "string" ? { client_id: claims.client_id } : {}),
     scopes: typeof claims.scope === "string" && claims.scope ? claims.scope.split(" ") : [],
     claims,
   };
+}
+
+/**
+ * The origin-form target (path and query) of a raw target: `scheme://authority` cut off as text, never with a
+ * URL parser, which would resolve the dot segments and backslashes this verifier must see.
+ */
+function originForm(target: string): string {
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\\?#]*/.exec(target);
+  if (!authority) return target;
+  const rest = target.slice(authority[0].length);
+  return rest.startsWith("/") ? rest : `/${rest}`;
+}
+
+/**
+ * False for a path that origins may route differently from its bytes, and that the gate never forwards: a
+ * `.` or `..` segment (also as `%2e`), a `\`, an encoded `/` or `\`. The query is data and is not checked.
+ */
+function isCanonicalTarget(target: string): boolean {
+  const query = target.indexOf("?");
+  const path = query === -1 ? target : target.slice(0, query);
+  if (/\\|%2f|%5c/i.test(path)) return false;
+  return !path.split("/").some((segment) => /^(?:\.|%2e){1,2}$/i.test(segment));
+}
+
+function sameOrigin(bound: string, actual: string): boolean {
+  try {
+    return new URL(bound).origin === new URL(actual).origin;
+  } catch {
+    return false;
+  }
 }
 
 /** SHA-256 over `name:value` lines of the named headers, in the given (sorted) order. */

@@ -1,7 +1,7 @@
 import type { JWTPayload } from "jose";
 import type { ResolvedConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
-import { canonicalPath } from "./path";
+import { canonicalPath, pathPolicy } from "./path";
 import { authorize } from "./requirements";
 import { compileRoutes, matchRoute, normalizeHost } from "./routes";
 import { grantedScopes } from "./scopes";
@@ -39,13 +39,14 @@ export function explain(config: ResolvedConfig, input: ExplainRequest): Explanat
   const method = input.method.toUpperCase();
   const host = normalizeHost(url.host, url.protocol);
   const base = { method, host };
+  const paths = pathPolicy(config.paths); // the gate's own options, from the same function
   let path: string;
   try {
-    path = canonicalPath(url.pathname, { semicolons: config.paths.semicolons, emptySegments: config.paths.empty_segments });
+    path = canonicalPath(url.pathname, paths);
   } catch (error) {
     return refusal(base, error);
   }
-  const route = matchRoute(compileRoutes(config.routes, { caseInsensitive: config.paths.case_insensitive }), { method, host, path }, config.paths.case_insensitive);
+  const route = matchRoute(compileRoutes(config.routes, paths), { method, host, path }, paths);
   if (!route) return { ...base, path, decision: "deny", status: 403, reason: "no_matching_rule" };
   const at = { ...base, path, rule: route.name, requirement: describe(route.rule) };
 

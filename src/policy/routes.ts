@@ -1,4 +1,6 @@
 import type { RouteConfig } from "../config/schema";
+import { GateError } from "../errors/errors";
+import { canonicalSegment, DEFAULT_PATH_POLICY, type PathOptions, type PathPolicy } from "./path";
 
 /**
  * Route rules: host + method list + path pattern -> requirement. Pattern segments are literals, `:name` or
@@ -8,6 +10,11 @@ import type { RouteConfig } from "../config/schema";
  * literal beats `:param`/`*`, which beat `**`; then the longer pattern; then a rule naming methods beats
  * one with `*`. Two rules that could match one request and tie on all of that are a configuration error
  * (`findAmbiguities`), so the order of rules in the file never decides. Unmatched requests are denied.
+ *
+ * A trailing empty segment never changes which rule applies: `/admin` matches `/admin/` too (Express
+ * non-strict routing and Spring before 6 serve both alike, so an exact match would let `/admin/` fall to
+ * a broader rule), and the patterns `/admin` and `/admin/` are the same. With `suffixMatch`, `/admin.json`
+ * is matched like `/admin` unless a rule names `admin.json` itself (see `matchRoute`).
  */
 
 export class RoutePatternError extends Error {
@@ -41,7 +48,10 @@ export interface RouteRequest {
 }
 
 const RANK = { literal: 0, one: 1, rest: 2 } as const;
-const PCHAR = /^(?!:)([A-Za-z0-9\-._~!$&'()+,;=@:]|%[0-9A-F]{2})+$/;
+const PARAMETER = /^:[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** What `compileRoutes` and `matchRoute` need of the `paths` section (`pathPolicy(config.paths)`). */
+export type RouteOptions = Partial<PathPolicy>;
 
 /** Lower case, no trailing dot, no default port: `API.Example.com.:443` -> `api.example.com`. */
 export function normalizeHost(host: string, protocol = "https:"): string {
@@ -52,33 +62,68 @@ export function normalizeHost(host: string, protocol = "https:"): string {
   return port && port !== defaultPort ? `${name}:${port}` : name;
 }
 
-export function compileRoutes(routes: readonly RouteConfig[], options: { caseInsensitive?: boolean } = {}): CompiledRoute[] {
+export function compileRoutes(routes: readonly RouteConfig[], options: RouteOptions = {}): CompiledRoute[] {
+  const policy = { ...DEFAULT_PATH_POLICY, ...options };
   const compiled = routes.map((rule, index) => ({
     index,
     name: rule.name ?? `${rule.methods.join(",")} ${rule.host ?? ""}${rule.path}`,
     methods: rule.methods.includes("*") ? ("any" as const) : new Set(rule.methods),
     host: rule.host === undefined ? undefined : normalizeHost(rule.host),
-    segments: compilePattern(rule.path, index, options.caseInsensitive ?? false),
+    segments: compilePattern(rule.path, index, policy),
     rule,
   }));
   return compiled.sort(bySpecificity);
 }
 
-function compilePattern(path: string, index: number, caseInsensitive: boolean): Segment[] {
-  if (path === "/") return [{ kind: "literal", value: "" }];
+function compilePattern(path: string, index: number, policy: PathPolicy): Segment[] {
   const parts = path.slice(1).split("/");
-  return parts.map((part, i): Segment => {
+  return parts.flatMap((part, i): Segment[] => {
+    const last = i === parts.length - 1;
+    const problem = (why: string) => new RoutePatternError(index, "path", `segment ${i + 1} ${JSON.stringify(part)} ${why}`);
     if (part === "**") {
-      if (i !== parts.length - 1) throw new RoutePatternError(index, "path", "** is allowed only as the last segment");
-      return { kind: "rest" };
+      if (!last) throw problem("is allowed only as the last segment");
+      return [{ kind: "rest" }];
     }
-    if (part === "*" || /^:[A-Za-z_][A-Za-z0-9_]*$/.test(part)) return { kind: "one" };
-    if (part === "" && i === parts.length - 1) return { kind: "literal", value: "" };
-    if (!PCHAR.test(part) || part === "." || part === "..") {
-      throw new RoutePatternError(index, "path", `segment ${i + 1} is not a canonical path segment`);
+    if (part === "*" || PARAMETER.test(part)) return [{ kind: "one" }];
+    if (part.startsWith(":")) throw problem("is not a parameter name (a letter or _, then letters, digits, _)");
+    if (part === "") {
+      if (!last) throw problem("is empty: a canonical path never has an empty segment, remove the extra /");
+      // `/` is one empty segment; a trailing `/` changes nothing (`/admin/` is `/admin`).
+      return i === 0 ? [{ kind: "literal", value: "" }] : [];
     }
-    return { kind: "literal", value: caseInsensitive ? part.toLowerCase() : part };
+    const literal = canonicalLiteral(part, policy);
+    if (typeof literal !== "string") throw problem(literal.why);
+    if (literal !== part) throw problem(`is not canonical: write ${JSON.stringify(literal)}`);
+    return [{ kind: "literal", value: policy.caseInsensitive ? part.toLowerCase() : part }];
   });
+}
+
+/** Why a request segment can never equal this literal, per refusal reason of `canonicalSegment`. */
+const NEVER_MATCHES: Record<string, string> = {
+  path_ambiguous_escape: "can never match: requests with an encoded / \\ NUL % ? or # (or a raw \\ ? #) are refused; remove it",
+  path_parameters: 'can never match: ";" is refused while paths.semicolons = "reject" (set it to "allow" if the origin takes ";" literally)',
+  path_trailing_dot: 'can never match: a segment ending in "." is refused while paths.trailing_dots = "reject" (set it to "allow" if the origin keeps trailing dots)',
+  path_dot_segment: "can never match: dot segments are resolved or refused before matching",
+  path_invalid_utf8: "can never match: its escapes are not UTF-8 (write the UTF-8 bytes of the character, upper-case hex)",
+  path_bad_escape: "can never match: a % must start an escape %XX",
+};
+
+/** The canonical spelling of a pattern literal, or why no request path can ever contain it. */
+function canonicalLiteral(part: string, options: PathOptions): string | { why: string } {
+  try {
+    return canonicalSegment(part, options);
+  } catch (error) {
+    if (!(error instanceof GateError)) throw error;
+    return { why: NEVER_MATCHES[error.reason] ?? `can never match (${error.reason})` };
+  }
+}
+
+/** A request path's segments for matching, as patterns are compiled: `/` is one empty segment, a trailing one is dropped. */
+function pathParts(path: string): string[] {
+  if (path === "/") return [""];
+  const parts = path.slice(1).split("/");
+  if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
+  return parts;
 }
 
 /** Everything precedence looks at except the method, as a comparable key. */
@@ -128,10 +173,26 @@ function onlyHeadOverlap(a: ReadonlySet<string>, b: ReadonlySet<string>): boolea
 /**
  * The most specific rule for the request, or undefined (the caller denies). HEAD is covered by GET rules
  * (origins answer HEAD with their GET handlers) unless an equally specific rule lists HEAD itself.
+ *
+ * With `suffixMatch` (origins that route `/admin.json` to `/admin`: Spring MVC suffix pattern matching,
+ * Rails formats), a last segment with a `.ext` suffix (a dot after its first character) is matched on its
+ * stem (cut at the first dot), unless the best match names the whole segment as a literal (a rule for
+ * `openapi.json` itself). The forwarded path is unchanged; only the rule is chosen as the origin would.
  */
-export function matchRoute(routes: readonly CompiledRoute[], request: RouteRequest, caseInsensitive = false): CompiledRoute | undefined {
-  const path = caseInsensitive ? request.path.toLowerCase() : request.path;
-  const parts = path === "/" ? [""] : path.slice(1).split("/");
+export function matchRoute(routes: readonly CompiledRoute[], request: RouteRequest, options: RouteOptions = {}): CompiledRoute | undefined {
+  const path = options.caseInsensitive ? request.path.toLowerCase() : request.path;
+  const parts = pathParts(path);
+  const exact = bestMatch(routes, request, parts);
+  if (!options.suffixMatch) return exact;
+  const last = parts[parts.length - 1]!;
+  const dot = last.indexOf(".", 1);
+  if (dot === -1) return exact;
+  const named = exact?.segments.length === parts.length && exact.segments[parts.length - 1]?.kind === "literal";
+  if (named) return exact;
+  return bestMatch(routes, request, [...parts.slice(0, -1), last.slice(0, dot)]);
+}
+
+function bestMatch(routes: readonly CompiledRoute[], request: RouteRequest, parts: readonly string[]): CompiledRoute | undefined {
   let viaGet: CompiledRoute | undefined;
   for (const route of routes) {
     if (route.host !== undefined && route.host !== request.host) continue;

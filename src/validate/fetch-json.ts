@@ -1,11 +1,15 @@
 /**
  * Fetching a small JSON document from an issuer (JWKS, RFC 8414 / OIDC metadata) defensively: a timeout,
  * no redirects (a 3xx is a failure, so a compromised or misconfigured host cannot send us elsewhere), a
- * size cap enforced while reading, 200 only, JSON only. Failures carry a short reason for the log.
+ * size cap enforced while reading, 200 only, JSON only. Failures carry a short reason for the log and, when
+ * the server answered, its status and headers (a rate limit's `Retry-After`); the body is never kept.
  */
 
 export class FetchJsonError extends Error {
-  constructor(readonly reason: string) {
+  constructor(
+    readonly reason: string,
+    readonly response?: { status: number; headers: Headers },
+  ) {
     super(reason);
     this.name = "FetchJsonError";
   }
@@ -46,7 +50,8 @@ export async function fetchJson(
   }
   if (response.status !== 200) {
     await response.body?.cancel();
-    throw new FetchJsonError(response.status >= 300 && response.status < 400 ? "redirect" : `status_${response.status}`);
+    const reason = response.status >= 300 && response.status < 400 ? "redirect" : `status_${response.status}`;
+    throw new FetchJsonError(reason, { status: response.status, headers: response.headers });
   }
   const text = await readCapped(response, limits.maxBytes);
   try {

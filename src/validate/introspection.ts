@@ -2,18 +2,26 @@ import type { JWTPayload } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
 import type { LogFn } from "../log";
+import { refuseIdToken, refuseSenderConstrained } from "./claims";
 import { discoverEndpoint } from "./discovery";
 import { FetchJsonError, fetchJson, type Fetcher, type JsonRequest } from "./fetch-json";
 import { documentLifetime, sha256Hex } from "./jwks";
+import { hasProviderFormat } from "./token-format";
+import { CallBudget, rateLimitWait, RecentKeys } from "./upstream-limits";
 
 /**
  * RFC 7662 token introspection for one issuer, with a cache that is safe by construction: keyed by a
- * SHA-256 of issuer and token (the token itself is never stored, logged or used as a key), bounded by the
- * token's `exp`, holding claims (never decisions: the route's requirements are checked on every request).
+ * SHA-256 of the token and everything the answer depends on (issuer, flavor, endpoint, client id; the
+ * token itself is never stored, logged or used as a key), bounded by the token's `exp`, holding claims
+ * (never decisions: the route's requirements are checked on every request). Every cache hit, memory or
+ * KV, re-runs this configuration's answer checks, so an entry written by another configuration sharing
+ * the KV namespace is never accepted on its checks.
  *
  * The line between the two failure kinds is strict: the authorization server said the token is not
  * usable -> 401 `invalid_token`; the authorization server could not give an answer (down, slow, 5xx,
- * not JSON, oversized, or it refused our client credentials) -> 503 with `Retry-After`, never cached.
+ * not JSON, oversized, rate limiting, or it refused our client credentials) -> 503 with `Retry-After`,
+ * never cached. Upstream calls are bounded (upstream-limits.ts): a made-up provider token is refused on
+ * its format, and unknown tokens beyond `max_calls_per_minute` get a local 503.
  */
 
 export interface IntrospectionDeps {
@@ -25,39 +33,72 @@ export interface IntrospectionDeps {
   binding: (name: string) => unknown;
 }
 
-type Entry = { active: true; claims: JWTPayload; expiresAt: number } | { active: false; expiresAt: number };
+type Flavor = NonNullable<IssuerConfig["introspection"]>["flavor"];
+type Entry = { active: true; claims: JWTPayload; expiresAt: number } | { active: false; reason: string; expiresAt: number };
 
 /** Per-isolate entries per issuer; the oldest are dropped first. */
 const MEMORY_LIMIT = 10_000;
+/** Tokens (by cache key) remembered as seen active, exempt from the call budget. */
+const KNOWN_ACTIVE_LIMIT = 10_000;
 const KV_MIN_TTL = 60;
+/** v2: keyed by issuer, flavor, endpoint and client id, not issuer alone (v1 entries are never read). */
+const KV_PREFIX = "introspection:v2:";
 /** Seconds a client should wait after the authorization server failed us. */
 const RETRY_AFTER = 5;
 
+/** What each flavor's answer must carry (README "Provider tokens"): a missing field is a refusal. */
+const REQUIRED: Record<Flavor, { iss: boolean; aud: boolean }> = {
+  rfc7662: { iss: false, aud: false },
+  google: { iss: false, aud: true },
+  // GitHub tokens have no audience: the per-app `client_id` check binds them to us.
+  github: { iss: false, aud: false },
+  amazon: { iss: true, aud: true },
+};
+
+const unavailable = (reason: string, retryAfter: number) => new GateError("temporarily_unavailable", reason, { retryAfter });
+
 export class Introspector {
   readonly #cache = new Map<string, Entry>();
+  readonly #knownActive = new RecentKeys(KNOWN_ACTIVE_LIMIT);
+  readonly #budget: CallBudget;
+  /** Until when the upstream told us to stop calling it (epoch ms). */
+  #blockedUntil = 0;
+  /** One `introspection_budget_exhausted` line per exhaustion, not one per refused request. */
+  #budgetLogged = false;
   #endpoint: { url: string; expiresAt: number } | undefined;
 
-  constructor(private readonly issuer: IssuerConfig) {}
+  constructor(private readonly issuer: IssuerConfig) {
+    this.#budget = new CallBudget(issuer.introspection!.max_calls_per_minute);
+  }
 
   /** The active token's claims, or a GateError: 401 inactive/invalid, 503 unavailable, 500 misconfigured. */
   async introspect(token: string, deps: IntrospectionDeps): Promise<JWTPayload> {
     const settings = this.issuer.introspection!;
-    const key = await sha256Hex(`${this.issuer.issuer}\n${token}`);
+    // A token the provider could never have issued costs no upstream call (and no cache entry).
+    if (settings.check_format && !hasProviderFormat(settings.flavor, token)) throw invalidToken("token_format_invalid");
+    const key = await this.#cacheKey(token);
     const now = deps.now();
     const cached = this.#cache.get(key) ?? (settings.kv_cache ? await this.#readKv(deps, key) : undefined);
     if (cached && now < cached.expiresAt) {
-      if (!cached.active) throw invalidToken("token_inactive");
-      this.#checkTimes(cached.claims, now);
-      return cached.claims;
+      if (!cached.active) throw invalidToken(cached.reason);
+      // Claims are cached, never the verdict: this configuration's checks decide on every hit.
+      const claims = this.#checkClaims(cached.claims, now);
+      this.#knownActive.add(key); // a KV hit makes the token known to this isolate too
+      return claims;
     }
     this.#cache.delete(key);
+    this.#admit(key, now, deps);
 
     const claims = await this.#ask(token, deps, now).catch((error: unknown) => {
-      if (error instanceof GateError && error.code === "invalid_token" && settings.inactive_cache_ttl > 0) {
-        this.#remember(key, { active: false, expiresAt: now + settings.inactive_cache_ttl * 1000 });
+      if (error instanceof GateError && error.code === "invalid_token") {
+        this.#knownActive.delete(key);
+        if (settings.inactive_cache_ttl > 0) {
+          this.#remember(key, { active: false, reason: error.reason, expiresAt: now + settings.inactive_cache_ttl * 1000 });
+        }
       }
       throw error;
     });
+    this.#knownActive.add(key);
     const exp = typeof claims.exp === "number" ? claims.exp * 1000 : Infinity;
     const expiresAt = Math.min(now + settings.cache_ttl * 1000, exp);
     if (expiresAt > now) {
@@ -65,6 +106,32 @@ export class Introspector {
       if (settings.kv_cache) this.#writeKv(deps, key, claims, expiresAt, now);
     }
     return claims;
+  }
+
+  /** The cache key: what the answer depends on besides the token, so other configurations get other keys. */
+  #cacheKey(token: string): Promise<string> {
+    const { flavor, endpoint, client_id } = this.issuer.introspection!;
+    return sha256Hex(JSON.stringify([this.issuer.issuer, flavor, endpoint ?? "(discovered)", client_id ?? "", token]));
+  }
+
+  /**
+   * Whether this isolate may call the upstream now: never while it asked us to wait; otherwise within the
+   * call budget, which tokens seen active before bypass (a flood of unknown tokens must not lock out the
+   * clients that were working). Refusals are a local 503, the upstream is not called.
+   */
+  #admit(key: string, now: number, deps: IntrospectionDeps): void {
+    if (now < this.#blockedUntil) throw unavailable("introspection_rate_limited", (this.#blockedUntil - now) / 1000);
+    if (this.#knownActive.has(key)) return;
+    const wait = this.#budget.take(now);
+    if (wait === 0) {
+      this.#budgetLogged = false;
+      return;
+    }
+    if (!this.#budgetLogged) {
+      this.#budgetLogged = true;
+      deps.log({ event: "introspection_budget_exhausted", issuer: this.issuer.issuer, max_calls_per_minute: this.issuer.introspection!.max_calls_per_minute });
+    }
+    throw unavailable("introspection_budget_exhausted", wait);
   }
 
   async #ask(token: string, deps: IntrospectionDeps, now: number): Promise<JWTPayload> {
@@ -82,6 +149,13 @@ export class Introspector {
       const reason = error instanceof FetchJsonError ? error.reason : "network_error";
       // Providers answer "invalid, expired or revoked" with a status instead of `active: false`.
       if (INACTIVE_STATUS[settings.flavor] === reason) throw invalidToken("token_inactive");
+      const wait = error instanceof FetchJsonError && error.response ? rateLimitWait(error.response.status, error.response.headers, now) : undefined;
+      if (wait !== undefined) {
+        // Told to slow down: no call to this issuer from this isolate until the wait is over.
+        this.#blockedUntil = now + wait * 1000;
+        deps.log({ event: "introspection_failed", issuer: this.issuer.issuer, reason: "rate_limited", retry_after: wait });
+        throw unavailable("introspection_rate_limited", wait);
+      }
       const operator = reason === "status_401" || reason === "status_403";
       // The body is never logged: some servers echo the token back.
       deps.log({
@@ -90,12 +164,12 @@ export class Introspector {
         reason: operator ? "client_authentication_failed" : reason,
         ...(operator ? { hint: "check introspection.client_id and the client_secret secret" } : {}),
       });
-      throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });
+      throw unavailable("introspection_unavailable", RETRY_AFTER);
     }
     deps.log({ event: "introspection", issuer: this.issuer.issuer, flavor: settings.flavor });
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       deps.log({ event: "introspection_failed", issuer: this.issuer.issuer, reason: "not_an_object" });
-      throw new GateError("temporarily_unavailable", "introspection_unavailable", { retryAfter: RETRY_AFTER });
+      throw unavailable("introspection_unavailable", RETRY_AFTER);
     }
     return this.#checkClaims(this.#normalize(body as Record<string, unknown>, now), now);
   }
@@ -152,18 +226,18 @@ export class Introspector {
 
   /**
    * Each flavor's answer mapped into the same verified-identity claims: `sub`, `client_id`, `scope`,
-   * `exp` (absolute), `aud`; provider extras (email, login) kept. Echoed tokens are never carried over.
+   * `exp` (absolute), `aud`; provider extras (email, login, Google's `azp`) kept. Echoed tokens are never
+   * carried over. `cnf` and `nonce` are refused on the raw answer, before any mapping could drop them.
    */
   #normalize(body: Record<string, unknown>, now: number): JWTPayload {
     const nowSeconds = Math.floor(now / 1000);
     const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
+    // RFC 7662 2.2: only a JSON object with boolean `active: true` is an active token.
+    if (this.issuer.introspection!.flavor === "rfc7662" && body.active !== true) throw invalidToken("token_inactive");
+    refuseSenderConstrained(body);
+    refuseIdToken(body, ["nonce"]);
     switch (this.issuer.introspection!.flavor) {
       case "rfc7662": {
-        // RFC 7662 2.2: only a JSON object with boolean `active: true` is an active token.
-        if (body.active !== true) throw invalidToken("token_inactive");
-        if (body.token_type !== undefined && (typeof body.token_type !== "string" || body.token_type.toLowerCase() !== "bearer")) {
-          throw invalidToken("token_type_not_bearer");
-        }
         const { active: _active, ...claims } = body;
         return claims as JWTPayload;
       }
@@ -172,11 +246,11 @@ export class Introspector {
         const left = seconds(body.expires_in);
         const exp = seconds(body.exp) ?? (left === undefined ? undefined : nowSeconds + left);
         if (exp === undefined) throw invalidToken("claim_invalid_exp");
-        const aud = [text(body.aud), text(body.azp)].filter((value): value is string => value !== undefined);
         return strip({
           sub: text(body.sub),
           client_id: text(body.azp) ?? text(body.aud),
-          aud: [...new Set(aud)],
+          aud: text(body.aud),
+          azp: text(body.azp),
           scope: text(body.scope),
           exp,
           email: text(body.email),
@@ -186,8 +260,6 @@ export class Introspector {
       case "github": {
         const user = (body.user ?? {}) as Record<string, unknown>;
         const app = (body.app ?? {}) as Record<string, unknown>;
-        // The check is per OAuth app: a token of another app must never pass as ours.
-        if (app.client_id !== this.issuer.introspection!.client_id) throw invalidToken("client_mismatch");
         const scopes = Array.isArray(body.scopes) ? body.scopes.filter((scope): scope is string => typeof scope === "string") : [];
         const expiresAt = typeof body.expires_at === "string" ? Date.parse(body.expires_at) : Number.NaN;
         return strip({
@@ -215,23 +287,45 @@ export class Introspector {
     }
   }
 
-  /** Checks common to every flavor, on the normalized claims. */
+  /**
+   * This configuration's checks on normalized claims, on a fresh answer and again on every cache hit
+   * (memory or KV): times, issuer, audience, GitHub app, token type, `cnf`, `nonce`. (`required_claims`
+   * apply where the answer is the identity: token.ts.)
+   */
   #checkClaims(claims: JWTPayload, now: number): JWTPayload {
+    const settings = this.issuer.introspection!;
     for (const time of ["exp", "nbf", "iat"] as const) {
       if (claims[time] !== undefined && typeof claims[time] !== "number") throw invalidToken(`claim_invalid_${time}`);
     }
     this.#checkTimes(claims, now);
-    if (claims.iss !== undefined && claims.iss !== this.issuer.issuer) throw invalidToken("issuer_mismatch");
-    const audiences = claims.aud === undefined ? undefined : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-    // GitHub tokens have no audience: the per-app check in #normalize binds them to us.
-    if (this.issuer.introspection!.flavor !== "github") {
-      const required = this.issuer.introspection!.require_audience;
-      if (audiences === undefined ? required : !audiences.some((aud) => this.issuer.audiences.includes(aud as string))) {
-        throw invalidToken("audience_mismatch");
-      }
+    if (claims.iss === undefined ? REQUIRED[settings.flavor].iss : claims.iss !== this.issuer.issuer) {
+      throw invalidToken(claims.iss === undefined ? "issuer_missing" : "issuer_mismatch");
     }
-    if (claims.cnf !== undefined) throw invalidToken("token_sender_constrained");
+    this.#checkAudience(claims);
+    // The GitHub check is per OAuth app: a token of another app must never pass as ours.
+    if (settings.flavor === "github" && claims.client_id !== settings.client_id) throw invalidToken("client_mismatch");
+    if (claims.token_type !== undefined && (typeof claims.token_type !== "string" || claims.token_type.toLowerCase() !== "bearer")) {
+      throw invalidToken("token_type_not_bearer");
+    }
+    refuseSenderConstrained(claims);
+    refuseIdToken(claims, ["nonce"]);
     return { ...claims, iss: this.issuer.issuer };
+  }
+
+  /**
+   * `aud` must name one of `audiences` (and be there at all for Google, Amazon, or with
+   * `require_audience`); Google's `azp`, when sent, must be listed too. GitHub tokens have no audience.
+   */
+  #checkAudience(claims: JWTPayload): void {
+    const { flavor, require_audience } = this.issuer.introspection!;
+    if (flavor === "github") return;
+    const listed = (value: unknown) => typeof value === "string" && this.issuer.audiences.includes(value);
+    if (claims.aud === undefined) {
+      if (REQUIRED[flavor].aud || require_audience) throw invalidToken("audience_missing");
+    } else if (!(Array.isArray(claims.aud) ? claims.aud : [claims.aud]).some(listed)) {
+      throw invalidToken("audience_mismatch");
+    }
+    if (flavor === "google" && claims.azp !== undefined && !listed(claims.azp)) throw invalidToken("audience_mismatch");
   }
 
   /** Checked on every use, cached or not: a cache entry never outlives `exp`. */
@@ -258,8 +352,8 @@ export class Introspector {
   async #readKv(deps: IntrospectionDeps, key: string): Promise<Entry | undefined> {
     if (!deps.kv) return undefined;
     try {
-      const stored = await deps.kv.get<{ v: 1; claims: JWTPayload; expires_at: number }>(`introspection:v1:${key}`, "json");
-      if (!stored || stored.v !== 1 || typeof stored.expires_at !== "number" || typeof stored.claims !== "object") return undefined;
+      const stored = await deps.kv.get<{ v: 2; claims: JWTPayload; expires_at: number }>(KV_PREFIX + key, "json");
+      if (!stored || stored.v !== 2 || typeof stored.expires_at !== "number" || !isObject(stored.claims)) return undefined;
       const entry: Entry = { active: true, claims: stored.claims, expiresAt: stored.expires_at };
       this.#remember(key, entry);
       return entry;
@@ -275,7 +369,7 @@ export class Introspector {
     if (!kv || ttl < KV_MIN_TTL) return;
     deps.waitUntil(
       kv
-        .put(`introspection:v1:${key}`, JSON.stringify({ v: 1, claims, expires_at: expiresAt }), { expirationTtl: ttl })
+        .put(KV_PREFIX + key, JSON.stringify({ v: 2, claims, expires_at: expiresAt }), { expirationTtl: ttl })
         .catch(() => deps.log({ event: "introspection_kv_write_failed", issuer: this.issuer.issuer })),
     );
   }
@@ -289,6 +383,8 @@ function seconds(value: unknown): number | undefined {
   if (typeof value === "number" && Number.isFinite(value)) return value;
   return typeof value === "string" && /^\d{1,12}$/.test(value) ? Number(value) : undefined;
 }
+
+const isObject = (value: unknown): value is JWTPayload => typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** Drops undefined members, so absent provider fields stay absent. */
 function strip(claims: Record<string, unknown>): JWTPayload {

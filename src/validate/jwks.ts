@@ -4,7 +4,7 @@ import { GateError } from "../errors/errors";
 import type { LogFn } from "../log";
 import { discoverEndpoint } from "./discovery";
 import { FetchJsonError, fetchJson, type Fetcher } from "./fetch-json";
-import { toKeyRecord, unusableReason, type KeyRecord } from "./keys";
+import { distinctKeys, toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 
 /**
  * One issuer's JSON Web Key Set, in three tiers: isolate memory, Workers KV (shared by every isolate and
@@ -17,7 +17,12 @@ import { toKeyRecord, unusableReason, type KeyRecord } from "./keys";
  *   expiry, and attempts back off from `refetch_cooldown` to `max_backoff`. No keys at all: 503.
  * - An unknown `kid` first looks at KV (another isolate may hold the rotated set), then causes at most one
  *   fetch per cooldown per isolate; the cooldown is also published in KV for other isolates, and the
- *   `kid` is remembered as unknown until the next allowed fetch, so floods cost no I/O at all.
+ *   `kid` is remembered as unknown until the next allowed fetch (never longer: a rotated-in `kid` is picked
+ *   up at the latest `refetch_cooldown`, or the failure backoff, after the previous fetch), so floods cost
+ *   no I/O at all.
+ * - KV entries are named by everything the stored set depends on (issuer, `jwks_uri`, `jwks_service`), and
+ *   what is read is checked again under this configuration: the key policy, the configured `jwks_uri`, and
+ *   this issuer's `max_age` and `max_stale`, so a namespace shared with another configuration never widens this one.
  * - Fetches are never shared between requests by promise (workerd forbids awaiting another request's
  *   I/O; jose #355, #509): a request that finds a fetch under way polls for its result instead.
  */
@@ -92,14 +97,15 @@ export class KeySetCache {
       await this.#awaitOtherFetch();
       if (this.#has(kid)) return this.#current!.keys;
     }
-    if (now < this.#nextAttemptAt() || (await this.#sharedCooldown(deps, now))) {
-      this.#rememberUnknown(kid, Math.max(this.#nextAttemptAt(), now + this.issuer.jwks.refetch_cooldown * 1000));
+    const nextFetchAt = now < this.#nextAttemptAt() ? this.#nextAttemptAt() : await this.#sharedCooldownEnd(deps, now);
+    if (nextFetchAt !== undefined) {
+      this.#rememberUnknown(kid, nextFetchAt);
       deps.log({ event: "jwks_cooldown_skip", issuer: this.issuer.issuer, reason: "unknown_kid" });
       return this.#usable(now);
     }
     this.#publishAttempt(deps, now);
     const keys = await this.#refresh(deps, "unknown_kid");
-    if (!keys.some((key) => key.kid === kid)) this.#rememberUnknown(kid, now + this.issuer.jwks.refetch_cooldown * 1000);
+    if (!keys.some((key) => key.kid === kid)) this.#rememberUnknown(kid, this.#nextAttemptAt());
     return keys;
   }
 
@@ -122,6 +128,7 @@ export class KeySetCache {
     return this.#current?.keys.some((key) => key.kid === kid) ?? false;
   }
 
+  /** Until the next fetch this isolate may make: remembering longer would delay a rotated-in `kid`. */
   #rememberUnknown(kid: string, until: number): void {
     if (this.#unknownKids.size >= UNKNOWN_KIDS_LIMIT) this.#unknownKids.clear();
     this.#unknownKids.set(kid, until);
@@ -207,17 +214,14 @@ export class KeySetCache {
       }
     }
     const { body, maxAge } = await fetchJson(deps.fetch, jwksUri, limits);
-    const keys = await usableKeys(body, this.issuer.issuer, deps.log);
+    const keys = await usableKeys(body, this.issuer, deps.log);
     return { keys, fetchedAt: now, expiresAt: now + documentLifetime(this.issuer.jwks, maxAge) * 1000, jwksUri, jwksUriExpiresAt };
   }
 
 
   /** Settled values only are shared between requests, so the names are cached, not a promise of them. */
   async #names(): Promise<{ set: string; attempt: string }> {
-    if (!this.#kvNames) {
-      const id = await sha256Hex(`${this.issuer.issuer}\n${this.issuer.jwks_uri ?? "(discovered)"}`);
-      this.#kvNames = { set: `jwks:v2:${id}`, attempt: `jwks-attempt:v2:${id}` };
-    }
+    this.#kvNames ??= await keySetKvNames(this.issuer);
     return this.#kvNames;
   }
 
@@ -230,18 +234,22 @@ export class KeySetCache {
       if (!stored || stored.v !== 2 || !Array.isArray(stored.keys) || typeof stored.jwks_uri !== "string") return false;
       if (typeof stored.fetched_at !== "number" || typeof stored.expires_at !== "number") return false;
       if (stored.fetched_at <= (this.#current?.fetchedAt ?? -Infinity)) return false;
-      if (now >= stored.expires_at + this.issuer.jwks.max_stale * 1000) return false;
+      // Lifetimes as this configuration allows: a writer with a longer max_age never extends them here.
+      const latest = stored.fetched_at + this.issuer.jwks.max_age * 1000;
+      const expiresAt = Math.min(stored.expires_at, latest);
+      if (now >= expiresAt + this.issuer.jwks.max_stale * 1000) return false;
       // Configured jwks_uri changed since the entry was written: not this issuer's set any more.
       if (this.issuer.jwks_uri && stored.jwks_uri !== this.issuer.jwks_uri) return false;
-      const keys = await usableKeys(stored, this.issuer.issuer, deps.log);
+      const keys = await usableKeys(stored, this.issuer, deps.log);
+      const uriExpiresAt = Math.min(typeof stored.jwks_uri_expires_at === "number" ? stored.jwks_uri_expires_at : Infinity, latest);
       this.#current = {
         keys,
         fetchedAt: stored.fetched_at,
-        expiresAt: stored.expires_at,
+        expiresAt,
         jwksUri: stored.jwks_uri,
-        jwksUriExpiresAt: stored.jwks_uri_expires_at ?? Infinity,
+        jwksUriExpiresAt: this.issuer.jwks_uri ? Infinity : uriExpiresAt,
       };
-      deps.log({ event: "jwks_kv_hit", issuer: this.issuer.issuer, fresh: now < stored.expires_at });
+      deps.log({ event: "jwks_kv_hit", issuer: this.issuer.issuer, fresh: now < expiresAt });
       return true;
     } catch {
       deps.log({ event: "jwks_kv_ignored", issuer: this.issuer.issuer, reason: "malformed" });
@@ -269,14 +277,17 @@ export class KeySetCache {
     );
   }
 
-  /** Other isolates skip their own kid-miss fetch while a recent attempt is published (KV is eventually consistent: best effort). */
-  async #sharedCooldown(deps: KeySetDeps, now: number): Promise<boolean> {
-    if (!deps.kv) return false;
+  /**
+   * Other isolates skip their own kid-miss fetch while a recent attempt is published: the end of that
+   * attempt's cooldown, or undefined when there is none (KV is eventually consistent: best effort).
+   */
+  async #sharedCooldownEnd(deps: KeySetDeps, now: number): Promise<number | undefined> {
+    if (!deps.kv) return undefined;
     try {
-      const at = Number(await deps.kv.get((await this.#names()).attempt));
-      return Number.isFinite(at) && at > 0 && now - at < this.issuer.jwks.refetch_cooldown * 1000;
+      const end = Number(await deps.kv.get((await this.#names()).attempt)) + this.issuer.jwks.refetch_cooldown * 1000;
+      return Number.isFinite(end) && end > now ? end : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
@@ -296,8 +307,18 @@ export function documentLifetime(jwks: IssuerConfig["jwks"], maxAge: number | un
   return maxAge === undefined ? jwks.default_age : Math.min(jwks.max_age, Math.max(jwks.min_age, maxAge));
 }
 
+/**
+ * The KV names of an issuer's key set and of its last kid-miss attempt, by everything the stored set depends
+ * on: a set fetched through a service binding is not the public URL's set, nor a discovered one a configured one's.
+ */
+export async function keySetKvNames(issuer: Pick<IssuerConfig, "issuer" | "jwks_uri" | "jwks_service">): Promise<{ set: string; attempt: string }> {
+  const id = await sha256Hex(JSON.stringify([issuer.issuer, issuer.jwks_uri ?? "(discovered)", issuer.jwks_service ?? "(fetch)"]));
+  return { set: `jwks:v2:${id}`, attempt: `jwks-attempt:v2:${id}` };
+}
+
 /** The usable keys of a JWKS document; a set with none is a failed fetch, never an empty replacement. */
-async function usableKeys(document: unknown, issuer: string, log: LogFn): Promise<KeyRecord[]> {
+async function usableKeys(document: unknown, config: IssuerConfig, log: LogFn): Promise<KeyRecord[]> {
+  const issuer = config.issuer;
   const keys = (document as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys)) throw new FetchJsonError("keys_not_array");
   const usable: KeyRecord[] = [];
@@ -315,7 +336,7 @@ async function usableKeys(document: unknown, issuer: string, log: LogFn): Promis
     }
   }
   if (!usable.length) throw new FetchJsonError("no_usable_keys");
-  return usable;
+  return distinctKeys(usable, config, log);
 }
 
 export async function sha256Hex(text: string): Promise<string> {

@@ -1,9 +1,10 @@
 import { errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import type { Algorithm, IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
-import { ImportedKeys, keyFitsAlgorithm, type KeyRecord } from "./keys";
+import { refuseIdToken, refuseSenderConstrained, requireClaims } from "./claims";
+import { ImportedKeys, kidMissReason, selectKey } from "./keys";
 import type { Fetcher } from "./fetch-json";
-import { KeySetCache, type KeySetDeps } from "./jwks";
+import { KeySetCache, sha256Hex, type KeySetDeps } from "./jwks";
 import { StaticKeySet } from "./static-keys";
 import { checkHeader, parseCompactJws } from "./jws";
 
@@ -18,8 +19,11 @@ export interface VerifiedToken {
   claims: JWTPayload;
   kid: string | undefined;
   alg: Algorithm;
-  /** RFC 7638 thumbprint of the verifying key; undefined for HMAC. */
-  thumbprint: string | undefined;
+  /**
+   * What verified it: the RFC 7638 thumbprint of the key, or for HMAC the SHA-256 (hex) of the secret (the
+   * verified-token cache uses a hit only while this is still current; never logged).
+   */
+  thumbprint: string;
 }
 
 export interface VerifyDeps extends Omit<KeySetDeps, "fetch"> {
@@ -53,6 +57,8 @@ export class JwtVerifier {
   readonly #issuers = new Map<string, IssuerState>();
   readonly #templates: TemplateIssuer[] = [];
   readonly #imported = new ImportedKeys();
+  /** The last HMAC secret seen per binding, with its fingerprint: an unchanged secret costs no digest. */
+  readonly #secrets = new Map<string, { secret: string; bytes: Uint8Array; fingerprint: string }>();
 
   constructor(issuers: readonly IssuerConfig[]) {
     for (const config of issuers) {
@@ -85,9 +91,7 @@ export class JwtVerifier {
     }
     const kid = header.kid;
 
-    const { key, thumbprint } = alg.startsWith("HS")
-      ? { key: this.#hmacKey(config, alg, deps), thumbprint: undefined }
-      : await this.#publicKey(issuer, alg, kid, deps);
+    const { key, thumbprint } = alg.startsWith("HS") ? await this.#hmacKey(config, alg, deps) : await this.#publicKey(issuer, alg, kid, deps);
 
     let payload: JWTPayload;
     try {
@@ -109,13 +113,17 @@ export class JwtVerifier {
   }
 
   /**
-   * Whether the issuer's current key set still holds the key with this thumbprint (for the verified-token
-   * cache: a key removed at the issuer invalidates its cached tokens as soon as the set is refreshed).
+   * Whether what verified a token (`thumbprint` from `verify`) is still the issuer's, for the verified-token
+   * cache: a key removed at the issuer invalidates its cached tokens as soon as the set is refreshed, and a
+   * rotated HMAC secret (the binding's value changed) at once.
    */
-  async stillHasKey(issuer: string, thumbprint: string | undefined, deps: VerifyDeps): Promise<boolean> {
-    if (thumbprint === undefined) return true;
+  async stillHasKey(issuer: string, alg: Algorithm, thumbprint: string, deps: VerifyDeps): Promise<boolean> {
     const state = this.#issuers.get(issuer);
     if (!state) return false;
+    if (alg.startsWith("HS")) {
+      // A missing or short secret now: not a hit, so verification answers for it.
+      return this.#hmacKey(state.config, alg, deps).then(({ thumbprint: current }) => current === thumbprint, () => false);
+    }
     const keys = await state.keySet.keys(keySetDeps(state.config, deps));
     return keys.some((key) => key.thumbprint === thumbprint);
   }
@@ -146,14 +154,21 @@ export class JwtVerifier {
     return results;
   }
 
-  #hmacKey(config: IssuerConfig, alg: Algorithm, deps: VerifyDeps): Uint8Array {
-    const secret = config.hmac_secret ? deps.binding(config.hmac_secret) : undefined;
-    const bytes = new TextEncoder().encode(typeof secret === "string" ? secret : "");
+  /** The issuer's HMAC secret as the binding holds it now (env is read per request), with its fingerprint. */
+  async #hmacKey(config: IssuerConfig, alg: Algorithm, deps: VerifyDeps): Promise<{ key: Uint8Array; thumbprint: string }> {
+    const name = config.hmac_secret ?? "";
+    const value = name ? deps.binding(name) : undefined;
+    const secret = typeof value === "string" ? value : "";
+    let known = this.#secrets.get(name);
+    if (known?.secret !== secret) {
+      known = { secret, bytes: new TextEncoder().encode(secret), fingerprint: await sha256Hex(secret) };
+      this.#secrets.set(name, known);
+    }
     // A missing or short secret is an operator error: refuse rather than verify against a weak key.
-    if (bytes.length < (HMAC_MIN_BYTES[alg] ?? 64)) {
+    if (known.bytes.length < (HMAC_MIN_BYTES[alg] ?? 64)) {
       throw new GateError("server_error", "hmac_secret_unusable");
     }
-    return bytes;
+    return { key: known.bytes, thumbprint: known.fingerprint };
   }
 
   async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, verifyDeps: VerifyDeps): Promise<{ key: CryptoKey; thumbprint: string }> {
@@ -166,7 +181,7 @@ export class JwtVerifier {
     }
     if (!record) {
       if (kid === undefined) throw invalidToken("no_single_key");
-      throw invalidToken(keys.some((key) => key.kid === kid) ? "key_alg_mismatch" : "kid_unknown");
+      throw invalidToken(keys.some((key) => key.kid === kid) ? kidMissReason(keys, alg, kid) : "kid_unknown");
     }
     try {
       return { key: await this.#imported.get(issuer.config.issuer, record, alg), thumbprint: record.thumbprint };
@@ -191,24 +206,16 @@ export function keySetDeps(config: IssuerConfig, deps: VerifyDeps): KeySetDeps {
 }
 
 /**
- * With a `kid`: the key with that id, if it fits `alg`. Without: the one key that fits `alg`, or none
- * when several do (guessing would let a token pick among keys).
+ * Checks jose leaves to the caller: `iat`, then what makes a token something other than this API's Bearer
+ * access token (any `cnf`; ID-token-only claims), then the issuer's `required_claims`.
  */
-export function selectKey(keys: readonly KeyRecord[], alg: Algorithm, kid: string | undefined): KeyRecord | undefined {
-  const fitting = keys.filter((key) => (kid === undefined || key.kid === kid) && keyFitsAlgorithm(key.jwk, alg));
-  return fitting.length === 1 ? fitting[0] : undefined;
-}
-
-/** Checks jose leaves to the caller. */
 function checkExtraClaims(payload: JWTPayload, config: IssuerConfig, now: number): void {
   if (typeof payload.iat === "number" && payload.iat > now / 1000 + config.clock_tolerance) {
     throw invalidToken("iat_in_future");
   }
-  const cnf = payload.cnf as Record<string, unknown> | undefined;
-  // A sender-constrained token (DPoP RFC 9449, mTLS RFC 8705) presented as a plain Bearer token is refused.
-  if (cnf !== undefined && (typeof cnf !== "object" || cnf === null || "jkt" in cnf || "x5t#S256" in cnf)) {
-    throw invalidToken("token_sender_constrained");
-  }
+  refuseSenderConstrained(payload);
+  refuseIdToken(payload);
+  requireClaims(payload, config.required_claims);
 }
 
 function joseReason(error: unknown): string {

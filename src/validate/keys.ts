@@ -1,5 +1,6 @@
 import { base64url, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import type { Algorithm } from "../config/schema";
+import { safeKid, type LogFn } from "../log";
 import { isCanonicalBase64url } from "./jws";
 
 /**
@@ -88,6 +89,52 @@ export function keyFitsAlgorithm(jwk: JWK, alg: Algorithm): boolean {
   // "EdDSA" and the fully-specified "Ed25519" (RFC 9864) name the same thing for an Ed25519 key.
   const family = (a: string) => (a === "Ed25519" ? "EdDSA" : a);
   return family(jwk.alg) === family(alg);
+}
+
+/** The keys that may verify a token with this `alg` and `kid` (any `kid` when the token has none). */
+function fittingKeys(keys: readonly KeyRecord[], alg: Algorithm, kid: string | undefined): KeyRecord[] {
+  return keys.filter((key) => (kid === undefined || key.kid === kid) && keyFitsAlgorithm(key.jwk, alg));
+}
+
+/**
+ * The key that verifies a token: the one key (by thumbprint) fitting its `alg` and `kid`, else undefined.
+ * Several different keys are never guessed between (that would let a token pick among keys); entries of
+ * one key count once.
+ */
+export function selectKey(keys: readonly KeyRecord[], alg: Algorithm, kid: string | undefined): KeyRecord | undefined {
+  const [first, ...others] = fittingKeys(keys, alg, kid);
+  return first && others.every((key) => key.thumbprint === first.thumbprint) ? first : undefined;
+}
+
+/** Why `selectKey` found no key for a token that has a `kid` the set lists. */
+export function kidMissReason(keys: readonly KeyRecord[], alg: Algorithm, kid: string): "kid_conflict" | "key_alg_mismatch" {
+  return fittingKeys(keys, alg, kid).length ? "kid_conflict" : "key_alg_mismatch";
+}
+
+/**
+ * One key set's records as used: the same key listed twice (same RFC 7638 thumbprint, `alg` and `kid`, or
+ * also listed with a `kid`) is kept once, so that duplicates in a JWKS never make a token ambiguous. Two
+ * different keys under one `kid` that both fit an algorithm the issuer allows are a conflict: logged here
+ * (one line per such `kid` and load), and refused per token by `selectKey` (`kid_conflict`). Keys of different types under one
+ * `kid` (RFC 7517 4.5's "equivalent alternatives", e.g. RSA and EC) never fit the same algorithm: not a conflict.
+ * Used for fetched, KV-stored and static key sets alike.
+ */
+export function distinctKeys(records: readonly KeyRecord[], issuer: { issuer: string; algorithms: readonly Algorithm[] }, log: LogFn): KeyRecord[] {
+  const identity = (record: KeyRecord) => `${record.thumbprint}\n${record.jwk.alg ?? ""}`;
+  const named = new Set(records.filter((record) => record.kid !== undefined).map(identity));
+  const seen = new Set<string>();
+  const distinct = records.filter((record) => {
+    const id = `${identity(record)}\n${record.kid ?? ""}`;
+    if (seen.has(id) || (record.kid === undefined && named.has(identity(record)))) return false;
+    seen.add(id);
+    return true;
+  });
+  for (const kid of new Set(distinct.map((record) => record.kid))) {
+    if (kid === undefined) continue;
+    const keysFor = (alg: Algorithm) => new Set(fittingKeys(distinct, alg, kid).map((record) => record.thumbprint)).size;
+    if (issuer.algorithms.some((alg) => keysFor(alg) > 1)) log({ event: "jwks_kid_conflict", issuer: issuer.issuer, kid: safeKid(kid) });
+  }
+  return distinct;
 }
 
 /** An algorithm the key's type admits, used only to prove at load time that the key imports at all. */

@@ -1,9 +1,8 @@
 import { compactVerify, importJWK, type JWK } from "jose";
 import type { Algorithm } from "../config/schema";
 import { invalidToken } from "../errors/errors";
-import { toKeyRecord, unusableReason, type KeyRecord } from "./keys";
+import { selectKey, toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 import { checkHeader, parseCompactHeader } from "./jws";
-import { selectKey } from "./jwt";
 
 /**
  * The signature layer on its own: strict structure, header policy, key policy, key selection and the

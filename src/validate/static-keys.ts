@@ -2,12 +2,13 @@ import { calculateJwkThumbprint, exportJWK, importSPKI, importX509, type JWK } f
 import type { IssuerConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
 import type { KeySetDeps } from "./jwks";
-import { toKeyRecord, unusableReason, type KeyRecord } from "./keys";
+import { distinctKeys, toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 
 /**
  * Keys given inline (`issuers[].keys`) for authorization servers that hand resource servers a public key
  * or certificate instead of a JWKS: JWKs, PEM SPKI public keys or X.509 certificates. They pass the same key
- * policy as JWKS keys (an unusable one is skipped with a log line); a PEM's algorithm is the configured one.
+ * policy as JWKS keys (an unusable one is skipped with a log line) and the same de-duplication and `kid`
+ * conflict rule (`distinctKeys`); a PEM's algorithm is the configured one.
  */
 export class StaticKeySet {
   #records: KeyRecord[] | undefined;
@@ -45,7 +46,7 @@ export class StaticKeySet {
       }
     }
     if (!records.length) throw new GateError("server_error", "static_keys_unusable");
-    return records;
+    return distinctKeys(records, this.issuer, deps.log);
   }
 }
 

@@ -5,9 +5,10 @@ import type { Algorithm } from "../config/schema";
  * The verified-token cache: successful JWT verifications, per isolate, keyed by a SHA-256 of the token, so
  * a token seen again skips header, key and signature work. Only successes are stored; an entry ends at the
  * token's `exp` (plus the issuer's clock tolerance, exactly where verification would start failing) or
- * after `max_ttl`, whichever is first, and it is only used while the issuer's current key set still holds
- * the verifying key. Claims are cached, never decisions: the caller checks the route's requirements on
- * every request. Least recently used entries go first.
+ * after `max_ttl`, whichever is first, and it is only used while what verified it is still current: the
+ * issuer's key set still holds the key, or the HMAC secret is still the one it was verified with. Claims are
+ * cached, never decisions: the caller checks the route's requirements on every request. Least recently used
+ * entries go first.
  */
 
 export interface CachedVerification {
@@ -15,7 +16,8 @@ export interface CachedVerification {
   claims: JWTPayload;
   kid: string | undefined;
   alg: Algorithm;
-  thumbprint: string | undefined;
+  /** The verifying key's thumbprint, or the HMAC secret's fingerprint (see `VerifiedToken`). */
+  thumbprint: string;
 }
 
 interface Entry extends CachedVerification {

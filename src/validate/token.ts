@@ -1,6 +1,7 @@
 import type { JWTPayload, ProtectedHeaderParameters } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { invalidToken } from "../errors/errors";
+import { requireClaims } from "./claims";
 import { Introspector } from "./introspection";
 import { decryptNested } from "./jwe";
 import { compactJwsHeader } from "./jws";
@@ -71,13 +72,15 @@ export class TokenValidator {
     const issuer = this.#prefixed.find((candidate) => candidate.introspection!.token_prefixes!.some((prefix) => token.startsWith(prefix))) ?? this.#catchAll;
     if (!issuer) throw invalidToken("malformed_token");
     const claims = await this.#introspect(issuer, token, deps);
+    // The answer is the identity here (for a JWT it is the JWT's claims, checked in jwt.ts).
+    requireClaims(claims, issuer.required_claims);
     return { issuer: issuer.issuer, claims, kid: undefined, via: "introspection" };
   }
 
   /** JWT verification, stored in the verified-token cache when on (successes only; time re-checked on every hit). */
   async #cacheHit(key: string, deps: VerifyDeps): Promise<(CachedVerification & { cached: true }) | undefined> {
     const hit = this.#cache!.get(key, deps.now());
-    return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.thumbprint, deps)) ? { ...hit, cached: true } : undefined;
+    return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.alg, hit.thumbprint, deps)) ? { ...hit, cached: true } : undefined;
   }
 
   async #verifyJwt(token: string, key: string | undefined, deps: VerifyDeps, header: ProtectedHeaderParameters | undefined): Promise<CachedVerification & { cached?: true }> {

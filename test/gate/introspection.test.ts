@@ -163,14 +163,14 @@ describe("introspection: cache", () => {
     expect((await fixture.stats()).introspectionCalls).toHaveLength(2);
   });
 
-  it("T-G3 the cache key is a SHA-256 of issuer and token: the token is not in KV", async () => {
+  it("T-G3 the cache key is a SHA-256 of issuer, flavor, endpoint, client id and token: the token is not in KV", async () => {
     const { env } = await import("cloudflare:test");
     const { gate } = await introspecting({ "secret-token-value": { body: active() } }, { kv_cache: true });
     expect((await gate.request("/items/1", { headers: bearer("secret-token-value") })).status).toBe(200);
-    const listed = await env.PORTCULLIS_KV.list({ prefix: "introspection:v1:" });
+    const listed = await env.PORTCULLIS_KV.list({ prefix: "introspection:v2:" });
     expect(listed.keys.length).toBeGreaterThan(0);
     for (const { name } of listed.keys) {
-      expect(name).toMatch(/^introspection:v1:[0-9a-f]{64}$/);
+      expect(name).toMatch(/^introspection:v2:[0-9a-f]{64}$/);
       expect(await env.PORTCULLIS_KV.get(name)).not.toContain("secret-token-value");
     }
   });
@@ -186,15 +186,15 @@ describe("introspection: cache", () => {
     await expectRejected(gate, await gate.request("/items/1", { headers: bearer("opaque") }), 401, "invalid_token");
   });
 
-  it("cache_ttl = 0 introspects every request; inactive answers are cached only when configured", async () => {
+  it("cache_ttl = 0 introspects every request; inactive answers are remembered for inactive_cache_ttl (default 5 s; 0 = never)", async () => {
     const { fixture, gate } = await introspecting({ default: { body: active() } }, { cache_ttl: 0 });
     for (let i = 0; i < 3; i++) expect((await gate.request("/items/1", { headers: bearer("opaque") })).status).toBe(200);
     expect((await fixture.stats()).introspectionCalls).toHaveLength(3);
 
-    const inactive = await introspecting({ default: { body: { active: false } } });
+    const inactive = await introspecting({ default: { body: { active: false } } }, { inactive_cache_ttl: 0 });
     for (let i = 0; i < 2; i++) await expectRejected(inactive.gate, await inactive.gate.request("/items/1", { headers: bearer("x") }), 401);
     expect((await inactive.fixture.stats()).introspectionCalls).toHaveLength(2);
-    const remembered = await introspecting({ default: { body: { active: false } } }, { inactive_cache_ttl: 10 });
+    const remembered = await introspecting({ default: { body: { active: false } } });
     for (let i = 0; i < 2; i++) await expectRejected(remembered.gate, await remembered.gate.request("/items/1", { headers: bearer("x") }), 401);
     expect((await remembered.fixture.stats()).introspectionCalls).toHaveLength(1);
   });

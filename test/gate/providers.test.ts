@@ -3,6 +3,7 @@ import { describe, expect, inject, it } from "vitest";
 import { parseConfig } from "../../src/config/load";
 import type { PortcullisConfig } from "../../src/config/schema";
 import { AUDIENCE, baseConfig, bearer, expectRejected, Fixture, ISSUER, makeGate, makeKey, mint, originSaw, type TestKey } from "../helpers";
+import { githubToken, googleToken } from "../provider-tokens";
 
 /**
  * Issue 8: every way a resource server validates tokens. Provider token checks run against local fakes
@@ -48,9 +49,9 @@ const googleAnswer = (extra: Record<string, unknown> = {}) => ({
 describe("Google tokeninfo", () => {
   it("an active token: GET ?access_token=, numbers as strings mapped, identity headers", async () => {
     const fixture = new Fixture();
-    await fixture.serveIntrospection({ "ya29.good": { body: googleAnswer() } });
+    await fixture.serveIntrospection({ [googleToken("good")]: { body: googleAnswer() } });
     const gate = providerGate(fixture, [google(fixture)], {}, { forward: { claim_headers: { "x-auth-email": "email" } } });
-    const seen = await originSaw(await gate.request("/items/1", { headers: bearer("ya29.good") }));
+    const seen = await originSaw(await gate.request("/items/1", { headers: bearer(googleToken("good")) }));
     expect(seen.headers).toMatchObject({
       "x-auth-sub": "10769150350006150715113082367",
       "x-auth-client-id": "1234.apps.googleusercontent.com",
@@ -60,7 +61,7 @@ describe("Google tokeninfo", () => {
     });
     const [call] = (await fixture.stats()).introspectionCalls;
     expect(call).toMatchObject({ method: "GET", tokenIn: "query" });
-    expect(JSON.stringify(gate.logs)).not.toContain("ya29.good");
+    expect(JSON.stringify(gate.logs)).not.toContain(googleToken("good"));
   });
 
   it("relative expiry: without exp, expires_in (a string) is used", async () => {
@@ -68,7 +69,7 @@ describe("Google tokeninfo", () => {
     const { exp: _exp, ...answer } = googleAnswer();
     await fixture.serveIntrospection({ default: { body: answer } });
     const gate = providerGate(fixture, [google(fixture)]);
-    expect((await gate.request("/items/1", { headers: bearer("ya29.rel") })).status).toBe(200);
+    expect((await gate.request("/items/1", { headers: bearer(googleToken("rel")) })).status).toBe(200);
   });
 
   it.each([
@@ -83,22 +84,23 @@ describe("Google tokeninfo", () => {
     const fixture = new Fixture();
     await fixture.serveIntrospection({ default: answer as { status?: number; body: unknown; delayMs?: number } });
     const gate = providerGate(fixture, [google(fixture, { introspection: { endpoint: `${fixture.issuerBase}/introspect`, timeout_ms: 300 } })]);
-    await expectRejected(gate, await gate.request("/items/1", { headers: bearer("ya29.x") }), status);
+    await expectRejected(gate, await gate.request("/items/1", { headers: bearer(googleToken("x")) }), status);
   });
 
   it("answers are cached (hashed key, bounded by expiry): tokeninfo may be throttled", async () => {
     const fixture = new Fixture();
     await fixture.serveIntrospection({ default: { body: googleAnswer() } });
     const gate = providerGate(fixture, [google(fixture)]);
-    for (let i = 0; i < 3; i++) expect((await gate.request("/items/1", { headers: bearer("ya29.same") })).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await gate.request("/items/1", { headers: bearer(googleToken("same")) })).status).toBe(200);
     expect((await fixture.stats()).introspectionCalls).toHaveLength(1);
   });
 });
 
 describe("GitHub token check", () => {
+  const ECHOED = githubToken("theTokenEchoedBack");
   const answer = (extra: Record<string, unknown> = {}) => ({
     id: 1,
-    token: "gho_the_token_echoed_back",
+    token: ECHOED,
     token_last_eight: "ed_back1",
     scopes: ["items:read", "repo"],
     expires_at: null,
@@ -109,9 +111,9 @@ describe("GitHub token check", () => {
 
   it("POST /applications/{client_id}/token with Basic auth, JSON body and the API headers; identity from user and app", async () => {
     const fixture = new Fixture();
-    await fixture.serveIntrospection({ gho_the_token_echoed_back: { body: answer() } });
+    await fixture.serveIntrospection({ [ECHOED]: { body: answer() } });
     const gate = providerGate(fixture, [github(fixture)], { GITHUB_SECRET: "gh-secret" });
-    const seen = await originSaw(await gate.request("/items/1", { headers: bearer("gho_the_token_echoed_back") }));
+    const seen = await originSaw(await gate.request("/items/1", { headers: bearer(ECHOED) }));
     expect(seen.headers).toMatchObject({ "x-auth-sub": "583231", "x-auth-client-id": "Iv1.abc123", "x-auth-scope": "items:read repo", "x-auth-issuer": "https://github.com" });
     const [call] = (await fixture.stats()).introspectionCalls;
     expect(call).toMatchObject({
@@ -123,8 +125,8 @@ describe("GitHub token check", () => {
       tokenIn: "json",
     });
     // The response echoes the token: it is neither logged nor kept in the claims.
-    expect(JSON.stringify(gate.logs)).not.toContain("gho_the_token");
-    expect(JSON.stringify(seen.headers)).not.toContain("gho_the_token");
+    expect(JSON.stringify(gate.logs)).not.toContain(ECHOED);
+    expect(JSON.stringify(seen.headers)).not.toContain(ECHOED);
   });
 
   it.each([
@@ -138,15 +140,15 @@ describe("GitHub token check", () => {
     const fixture = new Fixture();
     await fixture.serveIntrospection({ default: reply as { status?: number; body: unknown } });
     const gate = providerGate(fixture, [github(fixture)], { GITHUB_SECRET: "gh-secret" });
-    await expectRejected(gate, await gate.request("/items/1", { headers: bearer("gho_x") }), status);
+    await expectRejected(gate, await gate.request("/items/1", { headers: bearer(githubToken("x")) }), status);
   });
 
   it("scopes: null grants nothing; expires_at null is cached for cache_ttl", async () => {
     const fixture = new Fixture();
     await fixture.serveIntrospection({ default: { body: answer({ scopes: null }) } });
     const gate = providerGate(fixture, [github(fixture)], { GITHUB_SECRET: "gh-secret" });
-    await expectRejected(gate, await gate.request("/items/1", { headers: bearer("gho_y") }), 403, "insufficient_scope");
-    expect((await gate.request("/public/x", { headers: bearer("gho_y") })).status).toBe(200);
+    await expectRejected(gate, await gate.request("/items/1", { headers: bearer(githubToken("y")) }), 403, "insufficient_scope");
+    expect((await gate.request("/public/x", { headers: bearer(githubToken("y")) })).status).toBe(200);
     expect((await fixture.stats()).introspectionCalls).toHaveLength(1);
   });
 });
@@ -203,8 +205,8 @@ describe("several opaque-token providers side by side", () => {
     await g.serveIntrospection({ default: { body: googleAnswer() } });
     await h.serveIntrospection({ default: { body: { scopes: ["items:read"], user: { id: 7, login: "x" }, app: { client_id: "Iv1.abc123" }, expires_at: null } } });
     const gate = providerGate(g, [google(g), github(h)], { GITHUB_SECRET: "s" });
-    expect((await gate.request("/items/1", { headers: bearer("ya29.a") })).status).toBe(200);
-    expect((await gate.request("/items/1", { headers: bearer("gho_b") })).status).toBe(200);
+    expect((await gate.request("/items/1", { headers: bearer(googleToken("a")) })).status).toBe(200);
+    expect((await gate.request("/items/1", { headers: bearer(githubToken("b")) })).status).toBe(200);
     await expectRejected(gate, await gate.request("/items/1", { headers: bearer("zzz_unknown") }), 401, "invalid_token");
     expect((await g.stats()).introspectionCalls).toHaveLength(1);
     expect((await h.stats()).introspectionCalls).toHaveLength(1);
@@ -272,7 +274,7 @@ describe("Microsoft Entra ID", () => {
   it("application permissions from roles; v1 issuer with the App ID URI audience", async () => {
     const { key, gate } = await entra([TENANT_A], "entra-v1");
     const v1 = `https://sts.windows.net/${TENANT_A}/`;
-    const app = await token(key, TENANT_A, { scp: undefined, roles: ["Orders.Write"], aud: "api://orders" }, v1);
+    const app = await token(key, TENANT_A, { scp: undefined, azp: undefined, appid: "client-app", roles: ["Orders.Write"], aud: "api://orders" }, v1);
     expect((await gate.request("/orders/1", { method: "POST", headers: bearer(app) })).status).toBe(200);
     await expectRejected(gate, await gate.request("/orders/1", { headers: bearer(app) }), 403, "insufficient_scope");
     // A v2 token does not match the v1 template.

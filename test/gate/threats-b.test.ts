@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { base64url } from "jose";
 import { describe, expect, it } from "vitest";
-import { sha256Hex } from "../../src/validate/jwks";
+import { keySetKvNames } from "../../src/validate/jwks";
 import { AUDIENCE, baseConfig, bearer, expectRejected, Fixture, ISSUER, makeGate, makeKey, mint as mintNow, originSaw, signRaw, type TestKey } from "../helpers";
 
 /**
@@ -232,7 +232,7 @@ describe("B: keys and JWKS", () => {
   ])("T-B10 a %s KV-cached JWKS is ignored and refetched", async (_label, stored) => {
     const good = await makeKey("ES256", "good");
     const fixture = await served(good);
-    const name = `jwks:v2:${await sha256Hex(`${ISSUER}\n${fixture.jwksUri}`)}`;
+    const name = (await keySetKvNames({ issuer: ISSUER, jwks_uri: fixture.jwksUri })).set;
     await env.PORTCULLIS_KV.put(name, stored(good));
     const gate = makeGate(fixture, issuerConfig(fixture));
     expect((await gate.request("/items/1", { headers: bearer(await mint(good)) })).status).toBe(200);

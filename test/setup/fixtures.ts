@@ -22,7 +22,7 @@ interface JwksBehaviour {
 
 interface IntrospectionBehaviour {
   /** Answer per token; `default` for any other token. */
-  answers: Record<string, { status: number; body: string; delayMs?: number }>;
+  answers: Record<string, { status: number; body: string; delayMs?: number; headers?: Record<string, string> }>;
   calls: { method: string; path: string; authorization: string | null; accept: string; apiVersion: string; form: Record<string, string>; tokenIn: string }[];
 }
 
@@ -141,7 +141,7 @@ async function issuerHandler(req: IncomingMessage, res: ServerResponse) {
     });
     const answer = state.introspection.answers[token] ?? state.introspection.answers.default ?? { status: 200, body: '{"active":false}' };
     if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
-    res.writeHead(answer.status, { "content-type": "application/json" });
+    res.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
     return res.end(answer.body);
   }
   if (action === "_stats") {
@@ -193,8 +193,15 @@ async function streamingHandler(req: IncomingMessage, res: ServerResponse, state
   return false;
 }
 
+/** The test namespace: `x-test-ns`, or the `ns=` tag test/helpers.ts also puts in User-Agent (preflights keep only that). */
+function namespaceOf(req: IncomingMessage): string {
+  const header = req.headers["x-test-ns"];
+  if (header !== undefined) return String(header);
+  return /^portcullis-test ns=([\w-]+) /.exec(req.headers["user-agent"] ?? "")?.[1] ?? "";
+}
+
 async function originHandler(req: IncomingMessage, res: ServerResponse) {
-  const ns = String(req.headers["x-test-ns"] ?? "");
+  const ns = namespaceOf(req);
   const state = space(ns);
   const url = new URL(req.url ?? "/", "http://origin");
   if (url.pathname.endsWith("/__status")) {

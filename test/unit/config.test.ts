@@ -33,7 +33,7 @@ describe("configuration", () => {
     });
     expect(config.routes[0]).toEqual({ path: "/v1/**", methods: ["*"], access: "token", scopes: ["read"], scopes_any: [], claims: [], report_only: false, introspect: false });
     expect(config.issuers[0]).toMatchObject({ scopes_from: [{ claim: "scope", prefix: "" }, { claim: "scp", prefix: "" }], report_only: false });
-    expect(config.paths).toEqual({ semicolons: "reject", empty_segments: "reject", case_insensitive: false });
+    expect(config.paths).toEqual({ semicolons: "reject", empty_segments: "reject", case_insensitive: false, trailing_dots: "reject", suffix_match: false });
     expect(config.methods).toEqual({ override_headers: "strip", cors_preflight: "forward" });
     expect(config.forward).toEqual({ authorization: "strip", header_prefix: "x-auth-", claim_headers: {}, max_header_bytes: 1024, timeout_ms: 30000 });
     expect(config.kv_binding).toBe("PORTCULLIS_KV");

@@ -20,8 +20,10 @@ describe("canonical path", () => {
     ["/", "/"],
     ["/a/", "/a/"],
     ["/%61%62", "/ab"],
-    ["/a%7e%2D%5f%2e", "/a~-_."],
-    ["/a%3b", "/a%3B"],
+    // T-I12: the escapes end in `_`, not `.` (a trailing dot is refused by default).
+    ["/a%7e%2D%2e%5f", "/a~-._"],
+    // T-I1: every decoded character has one spelling (`%3b` is `;`, refused below).
+    ["/v1/items%3apurge", "/v1/items:purge"],
     ["/caf%c3%a9", "/caf%C3%A9"],
   ])("%s -> %s", (input, output) => {
     expect(canonicalPath(input)).toBe(output);
@@ -35,6 +37,7 @@ describe("canonical path", () => {
     ["/%2e%2e/a", "path_dot_segment"],
     ["/a/%2E", "path_dot_segment"],
     ["/a;b", "path_parameters"],
+    ["/a%3b", "path_parameters"],
     ["//a", "path_empty_segment"],
     ["/a//b", "path_empty_segment"],
     ["/a%zz", "path_bad_escape"],
@@ -52,13 +55,17 @@ describe("canonical path", () => {
         return `throws ${(error as GateError).reason}`;
       }
     };
-    const segment = fc.oneof(fc.webSegment(), fc.constantFrom("..", ".", "...", ".a", "%2e", "%41", ";", "a;b", "", "%"));
+    // T-I1/T-I12: also escapes of raw characters, raw characters outside the raw set, trailing dots.
+    const segment = fc.oneof(
+      fc.webSegment(),
+      fc.constantFrom("..", ".", "...", ".a", "a.", "%2e", "%41", ";", "a;b", "", "%", "a:b@c", "%3A", "%3a", "a b", '"', "é", "[]^|", "{x}", "\\", "%C0%AF"),
+    );
     let fast = 0;
     fc.assert(
       fc.property(fc.array(segment, { maxLength: 6 }), fc.boolean(), fc.boolean(), (segments, slash, parse) => {
         const raw = `${slash ? "/" : ""}${segments.join("/")}`;
         const pathname = parse ? new URL(`https://x/${raw}`).pathname : raw;
-        for (const options of [undefined, { semicolons: "allow", emptySegments: "merge" } as const]) {
+        for (const options of [undefined, { semicolons: "allow", emptySegments: "merge", trailingDots: "allow" } as const]) {
           const result = outcome(() => canonicalPath(pathname, options));
           expect(result).toBe(outcome(() => normalizePath(pathname, options)));
           if (result === pathname) fast++;
@@ -83,7 +90,8 @@ describe("canonical path", () => {
         }
         expect(canonicalPath(canonical)).toBe(canonical);
         expect(canonical.split("/").slice(1, -1)).not.toContain("");
-        expect(canonical).not.toMatch(/%(2F|5C|00|25|2E)|;|\/\.\.?(\/|$)/i);
+        expect(canonical).not.toMatch(/%(2F|5C|00|25|2E|3F|23|3A|40)|;|\/\.\.?(\/|$)/i);
+        expect(canonical).not.toMatch(/%[0-9A-F]?[a-f]/); // T-I1: upper-case hex only
         // URL parsing of the canonical path changes nothing: the origin sees the same path.
         expect(new URL(`https://x${canonical}`).pathname).toBe(canonical);
       }),

@@ -155,10 +155,10 @@ describe("claim headers", () => {
     [[1, "x"], '[1,"x"]'],
     [" padded ", '" padded "'],
     ["x".repeat(65), undefined],
-    [null, undefined],
+    [null, "null"],
     [Number.NaN, undefined],
-  ])("%j -> %j", (value, expected) => {
-    expect(encodeHeaderValue(value, 64)).toBe(expected);
+  ])("claim header: %j -> %j", (value, expected) => {
+    expect(encodeHeaderValue(value, "claim", 64)).toBe(expected);
   });
 
   it("reads dotted paths through own properties only", () => {

@@ -52,8 +52,8 @@ describe("route precedence", () => {
 
   it("case-insensitive matching, when configured, folds literal segments only for matching", () => {
     const folded = compileRoutes(routeConfigs([{ path: "/Admin/**", scopes: ["admin"] }]), { caseInsensitive: true });
-    expect(matchRoute(folded, { method: "GET", host: "x", path: "/ADMIN/x" }, true)?.rule.scopes).toEqual(["admin"]);
-    expect(matchRoute(folded, { method: "GET", host: "x", path: "/admin" }, true)?.rule.scopes).toEqual(["admin"]);
+    expect(matchRoute(folded, { method: "GET", host: "x", path: "/ADMIN/x" }, { caseInsensitive: true })?.rule.scopes).toEqual(["admin"]);
+    expect(matchRoute(folded, { method: "GET", host: "x", path: "/admin" }, { caseInsensitive: true })?.rule.scopes).toEqual(["admin"]);
   });
 });
 
