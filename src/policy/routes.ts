@@ -138,7 +138,13 @@ function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
     const rank = RANK[a.segments[i]!.kind] - RANK[b.segments[i]!.kind];
     if (rank !== 0) return rank;
   }
-  if (a.segments.length !== b.segments.length) return b.segments.length - a.segments.length;
+  if (a.segments.length !== b.segments.length) {
+    // A pattern that ends here beats a longer one whose only further segment is `**`, which can only match
+    // nothing where both match: `/admin` is the rule for `/admin` (and `/admin/`), not `/admin/**`.
+    const [shorter, longer] = a.segments.length < b.segments.length ? [a, b] : [b, a];
+    if (longer.segments.length === shorter.segments.length + 1 && longer.segments.at(-1)!.kind === "rest") return shorter === a ? -1 : 1;
+    return b.segments.length - a.segments.length;
+  }
   if ((a.methods === "any") !== (b.methods === "any")) return a.methods === "any" ? 1 : -1;
   return a.index - b.index;
 }

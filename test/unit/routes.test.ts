@@ -57,6 +57,29 @@ describe("route precedence", () => {
   });
 });
 
+describe("T-I12 a pattern that ends beats the same prefix followed by **", () => {
+  const routes = compileRoutes(
+    routeConfigs([
+      { path: "/admin/**", scopes: ["weak"] },
+      { path: "/admin", scopes: ["admin"] },
+      { path: "/admin/:id", scopes: ["one"] },
+      { path: "/**", scopes: ["any"] },
+    ]),
+  );
+  const scope = (path: string) => matchRoute(routes, { method: "GET", host: "x", path })?.rule.scopes[0];
+
+  it("T-I12 /admin and /admin/ get the /admin rule, never the weaker /admin/**; deeper paths keep their rules", () => {
+    // Before: "the longer pattern wins" gave /admin and /admin/ to /admin/**, so the strict rule never applied.
+    expect([scope("/admin"), scope("/admin/")]).toEqual(["admin", "admin"]);
+    expect([scope("/admin/7"), scope("/admin/7/x"), scope("/admins"), scope("/")]).toEqual(["one", "weak", "any", "any"]);
+  });
+
+  it("T-I12 the order of rules in the file does not decide", () => {
+    const reversed = compileRoutes(routeConfigs([{ path: "/admin", scopes: ["admin"] }, { path: "/admin/**", scopes: ["weak"] }]));
+    expect(matchRoute(reversed, { method: "GET", host: "x", path: "/admin/" })?.rule.scopes[0]).toBe("admin");
+  });
+});
+
 describe("ambiguous rules are configuration errors", () => {
   it.each([
     ["same pattern, same method", [{ path: "/a/:id", methods: ["GET"] }, { path: "/a/*", methods: ["GET"] }]],
