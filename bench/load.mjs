@@ -1,5 +1,5 @@
-// The load generator of `npm run bench`, run by run.mjs as its own process (never inside the process that
-// hosts workerd or the origin). Argument: one JSON object
+// The load generator of `npm run bench`, run by lib/measure.mjs as its own process (never inside the process
+// that hosts workerd or the origin). Argument: one JSON object
 //   { url, headers, connections, warmup, duration, pids: { workerd, bench } }
 // It runs autocannon for `warmup` seconds (discarded), then for `duration` seconds (measured), and prints one
 // JSON line: autocannon's numbers plus the CPU time (from /proc) that workerd, this process, the bench process

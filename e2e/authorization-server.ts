@@ -1,14 +1,20 @@
-import { randomBytes } from "node:crypto";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { exportJWK, generateKeyPair, type JWK } from "jose";
-import Provider, { errors, type ClientMetadata, type Configuration, type ResourceServer } from "oidc-provider";
-import { introspectionAndRevocation } from "../test/setup/oidc-policies";
-import { memoryAdapter, type OidcStore } from "../test/setup/oidc-memory-adapter";
+import type { ResourceServer } from "oidc-provider";
+import type { OidcStore } from "../test/setup/oidc-memory-adapter";
+import {
+  generateSigningKeys,
+  newClients,
+  SHORT_LIVED_SCOPE,
+  startOidcServer,
+  type ClientCredentials,
+  type Clients,
+  type OidcServer,
+  type SigningKeySpec,
+} from "../test/setup/oidc-server";
 
 /**
- * The end-to-end suite's authorization server: panva's oidc-provider 9 on loopback, started (and restarted
- * with new keys, on the same port) by the suite.
+ * The end-to-end suite's authorization server: panva's oidc-provider 9 on loopback, built by
+ * test/setup/oidc-server.ts like the test fixture's, started (and restarted with new keys, on the same port)
+ * by the suite.
  *
  * - Client credentials (RFC 6749 4.4) with a resource indicator (RFC 8707) issue JWT access tokens
  *   (RFC 9068, `typ: at+jwt`): each algorithm has its own resource, `https://api.e2e/<ALG>`, signed with that
@@ -23,6 +29,8 @@ import { memoryAdapter, type OidcStore } from "../test/setup/oidc-memory-adapter
  * (`rsa-g1`, ...), so a restart with the next generation is a key rotation.
  */
 
+export { SHORT_LIVED_TTL } from "../test/setup/oidc-server";
+
 export const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
@@ -30,12 +38,7 @@ export const resourceFor = (alg: Algorithm) => `https://api.e2e/${alg}`;
 /** A resource the AS knows but Portcullis does not accept as an audience. */
 export const FOREIGN_RESOURCE = "https://other.e2e/api";
 
-export const SCOPES = ["items:read", "items:write", "short-lived"] as const;
-export const SHORT_LIVED_SCOPE = "short-lived";
-export const SHORT_LIVED_TTL = 2;
-export const DEFAULT_TTL = 600;
-
-const INTROSPECTORS = new Set(["gate", "gate-post"]);
+export const SCOPES = ["items:read", "items:write", SHORT_LIVED_SCOPE] as const;
 
 /** The JWT access token resources: one per algorithm, plus the foreign one. */
 const RESOURCE_SERVERS = new Map<string, ResourceServer>([
@@ -47,68 +50,33 @@ function jwtResource(audience: string, alg: Algorithm): ResourceServer {
   return { scope: SCOPES.join(" "), audience, accessTokenFormat: "jwt", jwt: { sign: { alg } } };
 }
 
-export interface ClientPair {
-  id: string;
-  secret: string;
-}
-export interface Clients {
-  api: ClientPair;
-  gate: ClientPair;
-  gatePost: ClientPair;
-}
-
 /** What survives a restart: the clients (their secrets) and the stored artifacts (opaque tokens). */
 export interface PersistentState {
   clients: Clients;
   store: OidcStore;
 }
 
-export interface AuthorizationServer {
-  /** `http://127.0.0.1:<port>`, no trailing slash; also the issuer. */
-  issuer: string;
-  port: number;
+export type AuthorizationServer = OidcServer & {
   generation: number;
-  /** Every request this instance received, as "METHOD /path" (the order they arrived in). */
-  requests: string[];
   /** The kids of this generation's keys, by key name (rsa, p256, p384, p521, ed25519). */
   kids: Record<string, string>;
-  tokenEndpoint: string;
-  revocationEndpoint: string;
   state: PersistentState;
-  close(): Promise<void>;
+};
+
+function newState(): PersistentState {
+  return { clients: newClients(), store: new Map() };
 }
 
-const secret = () => randomBytes(24).toString("base64url");
-
-export function newState(): PersistentState {
+/** One generation's keys: RSA (no `alg`), P-256, P-384, P-521, Ed25519; kids `<name>-g<generation>`. */
+function keySpecs(generation: number): Record<string, SigningKeySpec> {
+  const kid = (name: string) => `${name}-g${generation}`;
   return {
-    clients: {
-      api: { id: "api-client", secret: secret() },
-      gate: { id: "gate", secret: secret() },
-      gatePost: { id: "gate-post", secret: secret() },
-    },
-    store: new Map(),
+    rsa: { kid: kid("rsa"), generate: "RS256", modulusLength: 2048 },
+    p256: { kid: kid("p256"), generate: "ES256", alg: "ES256" },
+    p384: { kid: kid("p384"), generate: "ES384", alg: "ES384" },
+    p521: { kid: kid("p521"), generate: "ES512", alg: "ES512" },
+    ed25519: { kid: kid("ed25519"), generate: "Ed25519", alg: "EdDSA" },
   };
-}
-
-/** Private signing JWKs for one generation. */
-export async function generateSigningKeys(generation: number): Promise<{ keys: JWK[]; kids: Record<string, string> }> {
-  const specs = [
-    { name: "rsa", generate: "RS256", options: { modulusLength: 2048 }, alg: undefined },
-    { name: "p256", generate: "ES256", options: {}, alg: "ES256" },
-    { name: "p384", generate: "ES384", options: {}, alg: "ES384" },
-    { name: "p521", generate: "ES512", options: {}, alg: "ES512" },
-    { name: "ed25519", generate: "Ed25519", options: {}, alg: "EdDSA" },
-  ] as const;
-  const keys: JWK[] = [];
-  const kids: Record<string, string> = {};
-  for (const spec of specs) {
-    const { privateKey } = await generateKeyPair(spec.generate, { ...spec.options, extractable: true });
-    const kid = `${spec.name}-g${generation}`;
-    kids[spec.name] = kid;
-    keys.push({ ...(await exportJWK(privateKey)), kid, use: "sig", ...(spec.alg ? { alg: spec.alg } : {}) });
-  }
-  return { keys, kids };
 }
 
 export async function startAuthorizationServer(
@@ -116,90 +84,18 @@ export async function startAuthorizationServer(
 ): Promise<AuthorizationServer> {
   const generation = options.generation ?? 1;
   const state = options.state ?? newState();
-  const { keys, kids } = await generateSigningKeys(generation);
-
-  // The issuer names the port: listen first, attach the provider's handler right after.
-  const requests: string[] = [];
-  const server = createServer((request) => void requests.push(`${request.method} ${request.url}`));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
+  const specs = keySpecs(generation);
+  const server = await startOidcServer({
+    name: "the e2e authorization server",
+    ...(options.port ? { port: options.port } : {}),
+    clients: state.clients,
+    scopes: SCOPES,
+    keys: await generateSigningKeys(Object.values(specs)),
+    store: state.store,
+    resources: RESOURCE_SERVERS,
   });
-  const { port } = server.address() as AddressInfo;
-  const issuer = `http://127.0.0.1:${port}`;
-  const { api, gate, gatePost } = state.clients;
-
-  const clients: ClientMetadata[] = [
-    {
-      client_id: api.id,
-      client_secret: api.secret,
-      grant_types: ["client_credentials"],
-      response_types: [],
-      redirect_uris: [],
-      token_endpoint_auth_method: "client_secret_basic",
-      scope: SCOPES.join(" "),
-    },
-    // The resource server: it only authenticates at the introspection endpoint (basic, or post for gate-post).
-    ...([[gate, "client_secret_basic"], [gatePost, "client_secret_post"]] as const).map(([client, method]) => ({
-      client_id: client.id,
-      client_secret: client.secret,
-      grant_types: [],
-      response_types: [],
-      redirect_uris: [],
-      token_endpoint_auth_method: method,
-    })),
-  ];
-
-  const configuration: Configuration = {
-    adapter: memoryAdapter(state.store),
-    clients,
-    jwks: { keys },
-    cookies: { keys: [secret(), secret()] },
-    scopes: ["openid", ...SCOPES],
-    routes: { jwks: "/jwks", token: "/token", introspection: "/token/introspection", revocation: "/token/revocation" },
-    features: {
-      devInteractions: { enabled: false },
-      clientCredentials: { enabled: true },
-      ...introspectionAndRevocation(INTROSPECTORS),
-      resourceIndicators: {
-        enabled: true,
-        // No `resource` parameter: no resource server, so an opaque token (for introspection).
-        defaultResource: () => undefined,
-        useGrantedResource: () => false,
-        getResourceServerInfo: (_ctx, resourceIndicator) => {
-          const info = RESOURCE_SERVERS.get(resourceIndicator);
-          if (!info) throw new errors.InvalidTarget();
-          return info;
-        },
-      },
-    },
-    ttl: {
-      // Called once `token.scope` is set (for JWTs: already narrowed to the resource's scopes).
-      ClientCredentials: (_ctx, token) => (token.scopes.has(SHORT_LIVED_SCOPE) ? SHORT_LIVED_TTL : DEFAULT_TTL),
-    },
-    fetch: () => {
-      throw new Error("the e2e authorization server makes no outgoing requests");
-    },
-  };
-
-  const provider = new Provider(issuer, configuration);
-  server.on("request", provider.callback());
-
-  return {
-    issuer,
-    port,
-    generation,
-    requests,
-    kids,
-    tokenEndpoint: `${issuer}/token`,
-    revocationEndpoint: `${issuer}/token/revocation`,
-    state,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
-  };
+  const kids = Object.fromEntries(Object.entries(specs).map(([name, spec]) => [name, spec.kid]));
+  return { ...server, generation, kids, state };
 }
 
 /** Key rotation: stops `as` and starts the next key generation on the same port, same clients and tokens. */
@@ -208,7 +104,7 @@ export async function rotate(as: AuthorizationServer): Promise<AuthorizationServ
   return startAuthorizationServer({ port: as.port, generation: as.generation + 1, state: as.state });
 }
 
-const basic = (client: ClientPair) => `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString("base64")}`;
+const basic = (client: ClientCredentials) => `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString("base64")}`;
 
 export interface TokenResponse {
   access_token: string;

@@ -1,17 +1,26 @@
-// `npm run explain -- METHOD URL-or-PATH [--token JWT] [--env NAME] [--config PATH] [--json]`
+// `npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config PATH] [--json]`
 // Prints what the gate would decide for that request with the wrangler.toml configuration: the canonical
-// path, the matched rule, its requirement and the decision with its reason. The token is decoded, NOT
-// verified (no key fetch, no signature check): explain answers "does this policy let these claims in?".
-// Exit 0 = allow, 1 = deny, 2 = bad arguments or configuration.
+// path, the matched rule, its requirement, and the decision with its reason. It runs the gate's own steps
+// (src/pipeline/explain.ts). A token is checked as far as it can be without keys (structure, issuer, header,
+// typ, exp/nbf/aud/iss, iat, cnf, ID-token claims, required claims, tenant); the checks that need keys or an
+// upstream (signature, key selection, key sets, introspection, decryption) are listed as not checked, and the
+// decision assumes they pass. Exit 0 = allow, 1 = deny, 2 = bad arguments or configuration.
 import { parseArgs } from "node:util";
-import { decodeJwt } from "jose";
 import { loadSource, readVars } from "./lib.mjs";
+
+const USAGE = 'npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config PATH] [--json]';
 
 let parsed;
 try {
   parsed = parseArgs({
     allowPositionals: true,
-    options: { token: { type: "string" }, env: { type: "string" }, config: { type: "string" }, json: { type: "boolean" } },
+    options: {
+      token: { type: "string" },
+      header: { type: "string", multiple: true },
+      env: { type: "string" },
+      config: { type: "string" },
+      json: { type: "boolean" },
+    },
   });
 } catch (error) {
   fail(error.message);
@@ -19,43 +28,56 @@ try {
 const { values: args, positionals } = parsed;
 if (positionals.length !== 2) fail("expected METHOD and URL or path");
 const [method, url] = positionals;
-
-let claims;
-if (args.token !== undefined) {
-  try {
-    claims = decodeJwt(args.token);
-  } catch {
-    fail("--token is not a decodable JWT");
-  }
-}
+const headers = (args.header ?? []).map((line) => {
+  const colon = line.indexOf(":");
+  if (colon < 1) fail(`--header ${JSON.stringify(line)} is not "Name: value"`);
+  return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()];
+});
 
 const vars = readVars(args, fail);
 const { parseConfig, formatIssues, explain } = await loadSource(
-  'export * from "./src/config/load"; export { explain } from "./src/policy/explain";',
+  'export * from "./src/config/load"; export { explain } from "./src/pipeline/explain";',
   fail,
 );
 const config = parseConfig(vars.PORTCULLIS_CONFIG);
 if (!config.ok) fail(`the configuration is invalid (run npm run check-config):\n${formatIssues(config.issues).join("\n")}`);
 
-const result = explain(config.config, { method, url, claims });
+let result;
+try {
+  result = explain(config.config, { method, url, token: args.token, headers });
+} catch (error) {
+  fail(error.message);
+}
 if (args.json) {
   console.log(JSON.stringify(result, null, 2));
 } else {
-  const rows = [
+  for (const [label, value] of rows(result)) console.log(`${label.padEnd(15)} ${value}`);
+}
+process.exitCode = result.decision === "allow" ? 0 : 1;
+
+function rows(result) {
+  const { token } = result;
+  return [
     ["request", `${result.method} ${result.host}${result.path ?? ""}`],
     ["canonical path", result.path ?? "(refused before matching)"],
     ["rule", result.rule ?? "(none)"],
     ["requirement", result.requirement ?? "-"],
+    ...(token ? tokenRows(token) : [["token", "none"]]),
     ...(result.scopes ? [["token scopes", result.scopes.join(" ") || "(none)"]] : []),
-    ["token", claims ? "claims decoded, not verified" : "none"],
     ["decision", `${result.decision.toUpperCase()}${result.status ? ` (${result.status})` : ""}${result.report_only ? " (report-only: would be refused, forwarded)" : ""}`],
     ["reason", result.reason],
   ];
-  for (const [label, value] of rows) console.log(`${label.padEnd(15)} ${value}`);
 }
-process.exitCode = result.decision === "allow" ? 0 : 1;
+
+function tokenRows(token) {
+  return [
+    ["token", `${token.kind}${token.issuer ? `, issuer ${token.issuer}` : ""}`],
+    ...token.checks.map((check) => ["  checked", `${check.passed ? "ok    " : "FAILED"} ${check.check}${check.reason ? ` (${check.reason})` : ""}`]),
+    ...token.not_checked.map((what) => ["  not checked", what]),
+  ];
+}
 
 function fail(message) {
-  console.error(`explain: ${message}\nusage: npm run explain -- METHOD URL-or-PATH [--token JWT] [--env NAME] [--config PATH] [--json]`);
+  console.error(`explain: ${message}\nusage: ${USAGE}`);
   process.exit(2);
 }

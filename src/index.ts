@@ -1,9 +1,9 @@
-/** Portcullis as a library: mount `portcullis(config)` in any Hono app, or call the gate directly. */
-export { portcullis, createGate, type Gate, type PortcullisVariables } from "./middleware";
-export { type GateDecision, type GateOutcome, type Identity, type PortcullisOptions } from "./gate";
-export { forwardToOrigin, sendToOrigin, type ForwardOptions, type OriginRequest } from "./forward/origin";
+/** Portcullis as a library: the framework-free gate, its Hono adapter, explain, and the origin verifier. */
+export { createGate, type Gate, type GateDecision, type GateOutcome, type Identity, type PortcullisOptions, type Env, type WaitUntil } from "./pipeline/gate";
+export { portcullis, honoMiddleware, forwardToOrigin, type PortcullisVariables } from "./hono";
+export { sendToOrigin, type ForwardOptions, type OriginRequest, type ForwardedDecision } from "./forward/origin";
 export { parseConfig, formatIssues, type ConfigIssue, type ConfigResult } from "./config/load";
 export type { PortcullisConfig, ResolvedConfig, IssuerConfig, RouteConfig, Algorithm } from "./config/schema";
 export { GateError, type ErrorCode } from "./errors/errors";
 export { verifyAssertion, memoryReplayStore, AssertionError, type VerifyAssertionOptions, type VerifiedAssertion, type ReplayStore } from "./origin/verify-assertion";
-export { explain, type Explanation, type ExplainRequest } from "./policy/explain";
+export { explain, type Explanation, type ExplainRequest, type TokenReport } from "./pipeline/explain";

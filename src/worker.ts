@@ -1,20 +1,14 @@
 import { formatIssues, parseConfig, type ConfigIssue } from "./config/load";
 import { parseOrigin } from "./config/origin";
-import { errorResponse } from "./errors/challenge";
-import { GateError } from "./errors/errors";
-import { createGate, type Gate } from "./gate";
-import { consoleLog } from "./log";
+import { consoleLog } from "./lib/log";
+import { createGate, type Env, type Gate } from "./pipeline/gate";
+import { configInvalidAnswer } from "./pipeline/local";
 
 /**
  * The deployable Worker: the gate, then the origin. Configuration comes from `[vars]` (`PORTCULLIS_CONFIG`,
  * `ORIGIN_URL`); it is validated once per isolate and on every change. No router in front: every request
- * goes through the one pipeline (gate.ts), so there is no path around it.
+ * goes through the one pipeline (pipeline/gate.ts), so there is no path around it.
  */
-export interface Env {
-  PORTCULLIS_CONFIG?: unknown;
-  ORIGIN_URL?: string;
-  [binding: string]: unknown;
-}
 
 type App = {
   fetch: (request: Request, env: Env, ctx: ExecutionContext) => Response | Promise<Response>;
@@ -54,15 +48,7 @@ function buildApp(env: Env): App {
     ...(parsed.ok ? [] : parsed.issues.map((issue) => ({ ...issue, field: `PORTCULLIS_CONFIG.${issue.field}` }))),
     ...(origin instanceof Error ? [{ field: "ORIGIN_URL", message: origin.message }] : []),
   ];
-  if (!parsed.ok || origin instanceof Error) {
-    const fields = formatIssues(issues);
-    return {
-      fetch: () => {
-        consoleLog({ event: "config_invalid", outcome: "error", status: 500, issues: fields });
-        return errorResponse({ realm: "api" }, new GateError("server_error", "config_invalid"));
-      },
-    };
-  }
+  if (!parsed.ok || origin instanceof Error) return { fetch: configInvalidAnswer(formatIssues(issues), consoleLog) };
   const gate = createGate(parsed.config);
   return { fetch: (request, env, ctx) => gate.handle(request, env, ctx, origin), gate };
 }

@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import { base64url, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from "jose";
 import { inject } from "vitest";
 import { parseConfig } from "../src/config/load";
-import { createGate, portcullis, type PortcullisOptions, type PortcullisVariables } from "../src/middleware";
+import { forwardToOrigin, honoMiddleware, portcullis, type PortcullisVariables } from "../src/hono";
+import { createGate, type PortcullisOptions } from "../src/pipeline/gate";
 import type { PortcullisConfig } from "../src/config/schema";
 
 /** Test-side helpers, run inside workerd. Fixture servers live on loopback (see test/setup/fixtures.ts). */
@@ -142,7 +143,7 @@ export interface Gate {
 
 /**
  * A gate with test-chosen config and clock, mounted the way the vitest project says (`inject("mount")`):
- * `worker` = the Worker entry's pipeline (`gate.handle`), `hono` = the Hono middleware + forwarder a
+ * `worker` = the Worker entry's pipeline (`gate.handle`), `hono` = the Hono middleware + forwarder (hono.ts) a
  * library user mounts. Both run every gate test (vitest.config.ts projects).
  */
 export function makeGate(
@@ -163,8 +164,8 @@ export function makeGate(
     const app = new Hono<{ Variables: PortcullisVariables }>();
     if (parsed.ok) {
       const gate = createGate(parsed.config, gateOptions);
-      app.use("*", gate.middleware);
-      app.all("*", gate.forwarder(origin));
+      app.use("*", honoMiddleware(gate));
+      app.all("*", forwardToOrigin(gate, origin));
     } else {
       app.use("*", portcullis(config as PortcullisConfig, gateOptions));
     }

@@ -8,7 +8,7 @@
 //   keeps the settled key list in module scope (what a user who reads hono's source would write). The key is
 //   still imported by hono on every request.
 // VERIFY = "full" (default): verification { iss, aud, typ: "at+jwt" }. "typ_only" / "none" exist only for
-//   the functional probes in run.mjs that document hono's defaults; they are never benchmarked.
+//   the functional probes in lib/checks.mjs that document hono's defaults; they are never benchmarked.
 import { Hono } from "hono";
 import { jwk } from "hono/jwk";
 

@@ -8,7 +8,7 @@
 // blocks of a gate request: digest (SHA-256 of the token), log (console.log of one decision-sized JSON line),
 // timer (setTimeout + clearTimeout), request (copy the request's headers and build a new Request with them).
 //
-// Inside workerd the clock does not advance while JavaScript runs, so nothing is timed here: run.mjs derives
+// Inside workerd the clock does not advance while JavaScript runs, so nothing is timed here: lib/analysis.mjs derives
 // the per-operation cost from the throughput difference between n=50 and n=1, measured from outside.
 const PARAMS = {
   RS256: { import: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, verify: { name: "RSASSA-PKCS1-v1_5" } },

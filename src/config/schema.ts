@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { isAllowedUrl } from "../lib/url";
 
 /**
  * The configuration schema: the public interface of Portcullis. The same object is read from
@@ -58,6 +59,11 @@ const ScopeSourceSchema = v.strictObject({
 });
 
 const bindingName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name"));
+/** Milliseconds an issuer's endpoint (JWKS, metadata, introspection) may take to answer. */
+const upstreamTimeoutMs = bounded(100, 30_000, 5_000);
+
+/** A tenant id in an Entra-style `{tenantid}` issuer: a lower-case GUID. */
+export const TENANT_ID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 
 /** RFC 7662 token introspection for this issuer (README "Introspection"). */
 export const INTROSPECTION_FLAVORS = ["rfc7662", "google", "github", "amazon"] as const;
@@ -75,7 +81,7 @@ const IntrospectionSchema = v.strictObject({
   /** Name of the `wrangler secret` holding the client secret (rfc7662, github). */
   client_secret: v.optional(bindingName),
   auth_method: v.optional(v.picklist(["client_secret_basic", "client_secret_post"], "must be client_secret_basic or client_secret_post"), "client_secret_basic"),
-  timeout_ms: bounded(100, 30_000, 5_000),
+  timeout_ms: upstreamTimeoutMs,
   max_bytes: bounded(1_024, 1_048_576, 65_536),
   /** Longest time an active result is reused (never past the token's `exp`). 0 = no cache. */
   cache_ttl: bounded(0, 3_600, 60),
@@ -100,7 +106,7 @@ const IntrospectionSchema = v.strictObject({
 /** How keys are fetched, cached and refreshed (README "Key sets"). Times are in seconds unless named _ms. */
 const JwksSchema = v.strictObject({
   /** Abort a JWKS or discovery fetch after this many milliseconds. */
-  timeout_ms: bounded(100, 30_000, 5_000),
+  timeout_ms: upstreamTimeoutMs,
   /** Largest JWKS or metadata body accepted, in bytes. */
   max_bytes: bounded(1_024, 1_048_576, 262_144),
   /** Lifetime when the response has no `Cache-Control: max-age`. */
@@ -143,8 +149,7 @@ const DecryptionSchema = v.strictObject({
   content_encryption: v.optional(v.pipe(v.array(v.picklist(CONTENT_ENCRYPTION_ALGORITHMS, "is not an allowed content encryption algorithm")), v.minLength(1)), ["A128GCM", "A256GCM"]),
 });
 
-const IssuerSchema = v.pipe(
-  v.strictObject({
+const IssuerSchema = v.strictObject({
   /** The preset this issuer was filled from (README "Presets"); kept for logs and explain. */
   preset: v.optional(v.string()),
   /**
@@ -153,7 +158,7 @@ const IssuerSchema = v.pipe(
    */
   issuer: v.pipe(v.string(), v.minLength(1, "must not be empty"), printable),
   /** With `{tenantid}` in `issuer`: the accepted tenant ids (GUIDs), or `["*"]` for any tenant. */
-  tenants: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^(\*|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/, "must be a lower-case tenant GUID or *"))), v.minLength(1))),
+  tenants: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(new RegExp(`^(\\*|${TENANT_ID})$`), "must be a lower-case tenant GUID or *"))), v.minLength(1))),
   /** The token's `aud` must contain at least one of these (for Google and Amazon: your client ids). */
   audiences: v.optional(v.array(v.pipe(v.string(), v.minLength(1), printable)), []),
   /** Verification keys given inline instead of a JWKS URL. */
@@ -182,17 +187,7 @@ const IssuerSchema = v.pipe(
   /** Authorization failures of this issuer's tokens are logged, not enforced (the token must still be valid). */
   report_only: v.optional(v.boolean(), false),
   introspection: v.optional(IntrospectionSchema),
-}),
-  // Every issuer needs audiences, except GitHub's token check (its tokens have none; the app check binds them).
-  v.forward(
-    v.partialCheck(
-      [["audiences"], ["introspection", "flavor"]],
-      (issuer) => issuer.audiences.length > 0 || issuer.introspection?.flavor === "github",
-      "must list at least one audience",
-    ),
-    ["audiences"],
-  ),
-);
+});
 
 export const ACCESS = ["token", "optional", "public", "deny"] as const;
 
@@ -354,7 +349,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   /** Name of the Workers KV binding that shares JWKS across isolates; absent binding = memory only. */
-  kv_binding: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a binding name")), "PORTCULLIS_KV"),
+  kv_binding: v.optional(bindingName, "PORTCULLIS_KV"),
 });
 
 /** An issuer as users write it: `issuer` may come from a `preset`. */
@@ -365,11 +360,3 @@ export type PortcullisConfig = Omit<v.InferInput<typeof ConfigSchema>, "issuers"
 export type ResolvedConfig = v.InferOutput<typeof ConfigSchema>;
 export type IssuerConfig = ResolvedConfig["issuers"][number];
 export type RouteConfig = ResolvedConfig["routes"][number];
-
-/** https anywhere, http only on loopback (local IdPs, tests, the demo). */
-export function isAllowedUrl(value: string): boolean {
-  if (!URL.canParse(value)) return false;
-  const url = new URL(value);
-  if (url.protocol === "https:") return true;
-  return url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
-}

@@ -25,7 +25,7 @@ const B64TOKEN_WITH_PIPE = /^[A-Za-z0-9\-._~+/|]+=*$/;
 const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
 
 /** Returns the presented token, `undefined` when none was presented, or throws a 400/401 GateError. */
-export function extractBearer(request: Request, options: ExtractOptions, url?: URL): BearerToken | undefined {
+export function extractBearer(request: Pick<Request, "headers" | "url">, options: ExtractOptions, url?: URL): BearerToken | undefined {
   const header = request.headers.get("authorization");
   const search = url ? url.search : new URL(request.url).search;
   // No query, no query token: most requests skip building search parameters.

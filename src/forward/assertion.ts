@@ -1,6 +1,7 @@
 import { calculateJwkThumbprint, exportJWK, importJWK, SignJWT, type JWK } from "jose";
 import type { ResolvedConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
+import { SecretKeyRings } from "../lib/secret-keys";
 import { ASSERTION_TYP, headersDigest } from "../origin/verify-assertion";
 
 /**
@@ -25,28 +26,22 @@ interface KeyRing {
 }
 
 /** Parsed key rings by secret text: the secret is read per request (it may change), parsed once. */
-const rings = new Map<string, KeyRing>();
+const secrets = new SecretKeyRings<KeyRing>({
+  missing: () => new GateError("server_error", "assertion_key_missing"),
+  invalid: () => new GateError("server_error", "assertion_key_invalid"),
+});
 
-export async function keyRing(secret: unknown): Promise<KeyRing> {
-  if (typeof secret !== "string" || secret === "") throw new GateError("server_error", "assertion_key_missing");
-  const cached = rings.get(secret);
-  if (cached) return cached;
-  let ring: KeyRing;
-  try {
-    const parsed = JSON.parse(secret) as JWK | { keys: JWK[] };
-    const jwks = "keys" in parsed && Array.isArray(parsed.keys) ? parsed.keys : [parsed as JWK];
-    if (!jwks.length) throw new Error("no keys");
-    const publicKeys = await Promise.all(jwks.map(toPublic));
-    const first = jwks[0]!;
-    const alg = algorithmOf(first);
-    ring = { signer: { kid: publicKeys[0]!.kid!, alg, key: (await importJWK(first, alg)) as CryptoKey }, publicKeys };
-  } catch {
-    // Never echo the secret or the parse error (it may quote the key).
-    throw new GateError("server_error", "assertion_key_invalid");
-  }
-  if (rings.size > 16) rings.clear();
-  rings.set(secret, ring);
-  return ring;
+/** The signing key ring in the `signing_keys` secret: the first key signs, all are published. */
+export function keyRing(secret: unknown): Promise<KeyRing> {
+  return secrets.load(secret, signingRing);
+}
+
+async function signingRing(jwks: JWK[]): Promise<KeyRing> {
+  if (!jwks.length) throw new Error("no keys");
+  const publicKeys = await Promise.all(jwks.map(toPublic));
+  const first = jwks[0]!;
+  const alg = algorithmOf(first);
+  return { signer: { kid: publicKeys[0]!.kid!, alg, key: (await importJWK(first, alg)) as CryptoKey }, publicKeys };
 }
 
 function algorithmOf(jwk: JWK): "EdDSA" | "ES256" {

@@ -1,5 +1,3 @@
-import type { JWTPayload } from "jose";
-
 /**
  * Identity headers for the origin. The namespace (`header_prefix`) belongs to Portcullis: every client
  * header in it is removed on every path, comparing case-insensitively and treating `_` as `-` (proxies
@@ -100,6 +98,9 @@ export function setForwardedHost(headers: Headers, host: string, protocol: strin
   headers.set("x-forwarded-proto", protocol.replace(/:$/, ""));
 }
 
+/** The identity headers every verified request gets, after `header_prefix`; `claim_headers` may not reuse them. */
+export const BUILT_IN_HEADERS = ["sub", "client-id", "scope", "issuer"] as const;
+
 /**
  * Identity header kinds. `string`: the built-ins (`sub`, `client-id`, `scope`, `issuer`), whose values are
  * always strings. `claim`: a `claim_headers` entry, any JSON value.
@@ -132,16 +133,4 @@ export function encodeHeaderValue(value: unknown, kind: HeaderKind, maxBytes: nu
 /** JSON with every character outside printable ASCII as `\uXXXX` (JSON.parse gives the value back). */
 function asciiJson(value: unknown): string | undefined {
   return JSON.stringify(value)?.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
-/** Reads a dotted claim path through own properties only (no `__proto__`/`constructor` traversal). */
-export function claimAt(claims: JWTPayload, path: string): unknown {
-  let current: unknown = claims;
-  for (const part of path.split(".")) {
-    if (typeof current !== "object" || current === null || Array.isArray(current) || !Object.hasOwn(current, part)) {
-      return undefined;
-    }
-    current = (current as Record<string, unknown>)[part];
-  }
-  return current;
 }

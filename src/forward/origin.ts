@@ -1,11 +1,10 @@
-import type { Handler } from "hono";
 import { jsonError } from "../errors/challenge";
 import { GateError } from "../errors/errors";
-import { consoleLog, type LogFn } from "../log";
+import { globalFetch, secretText, serviceFetch } from "../lib/bindings";
+import type { Deps } from "../lib/deps";
+import { consoleLog } from "../lib/log";
 import type { ResolvedConfig } from "../config/schema";
-import type { GateDecision } from "../gate";
-import type { PortcullisVariables } from "../middleware";
-import { keyRing, mintAssertion } from "./assertion";
+import { keyRing, mintAssertion, type AssertionInput } from "./assertion";
 
 /**
  * Sending the authorized request on. The target is built from the canonical path the gate matched, never
@@ -46,14 +45,24 @@ export async function fetchOrigin(request: Request, timeoutMs: number, fetcher: 
   }
 }
 
-export interface ForwardOptions {
+/** `fetch`, `log` and `now` default to the global fetch, the console log and `Date.now`. */
+export interface ForwardOptions extends Partial<Pick<Deps, "fetch" | "log" | "now">> {
   /** ORIGIN_URL; undefined = route mode (the request continues to its own host). */
   origin: URL | undefined;
   /** The resolved `forward` section of the configuration. */
   forward: ResolvedConfig["forward"];
-  fetch?: typeof fetch;
-  log?: LogFn;
-  now?: () => number;
+}
+
+/** What forwarding needs of the gate's decision (the pipeline's `GateDecision` is one). */
+export interface ForwardedDecision {
+  /** The canonical path: the only path forwarded. */
+  path: string;
+  /** The forwarded query. */
+  search: string;
+  /** The normalized host the rules matched, bound in the assertion. */
+  host: string;
+  rule: string;
+  identity?: AssertionInput["identity"];
 }
 
 export interface OriginRequest extends ForwardOptions {
@@ -61,7 +70,7 @@ export interface OriginRequest extends ForwardOptions {
   request: Request;
   /** The headers to send, already cleaned by the gate; the forwarder's own headers are added to them. */
   headers: Headers;
-  decision: GateDecision;
+  decision: ForwardedDecision;
   env: Record<string, unknown>;
 }
 
@@ -92,35 +101,18 @@ export async function sendToOrigin(input: OriginRequest): Promise<Response> {
   }
 }
 
-/**
- * The Hono handler after the gate: sends `c.req.raw` (already cleaned by the gate) on. Without a gate
- * decision it refuses, so mounting it alone can never open a route.
- */
-export function forwardToOrigin(options: ForwardOptions): Handler<{ Variables: PortcullisVariables }> {
-  const { forward } = options;
-  // The gate already copied and cleaned the headers; a further copy only when the forwarder adds its own.
-  const addsHeaders = forward.shared_secret !== undefined || forward.assertion !== undefined;
-  return async (c) => {
-    const decision = c.get("portcullis");
-    if (!decision) throw new GateError("server_error", "forward_without_gate");
-    const request = c.req.raw;
-    const headers = addsHeaders ? new Headers(request.headers) : request.headers;
-    return sendToOrigin({ ...options, request, headers, decision, env: (c.env ?? {}) as Record<string, unknown> });
-  };
-}
-
 function secretValue(env: Record<string, unknown>, name: string, reason: string): string {
-  const value = env[name];
-  if (typeof value !== "string" || value === "") throw new GateError("server_error", reason);
+  const value = secretText(env[name]);
+  if (value === undefined) throw new GateError("server_error", reason);
   return value;
 }
 
 /** The service binding when configured (a missing one is a 500, never a fallback to the open internet). */
 function originFetcher(env: Record<string, unknown>, service: string | undefined, fallback: typeof fetch | undefined): typeof fetch {
   if (service) {
-    const binding = env[service] as { fetch?: typeof fetch } | undefined;
-    if (!binding || typeof binding.fetch !== "function") throw new GateError("server_error", "origin_service_missing");
-    return (input, init) => binding.fetch!(input, init);
+    const fetcher = serviceFetch(env[service]);
+    if (!fetcher) throw new GateError("server_error", "origin_service_missing");
+    return fetcher;
   }
-  return fallback ?? ((input, init) => fetch(input, init));
+  return fallback ?? globalFetch;
 }

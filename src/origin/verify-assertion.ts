@@ -151,7 +151,11 @@ function sameOrigin(bound: string, actual: string): boolean {
   }
 }
 
-/** SHA-256 over `name:value` lines of the named headers, in the given (sorted) order. */
+/**
+ * SHA-256 over `name:value` lines of the named headers, in the given (sorted) order, base64url. The gate
+ * mints `hdh` with this same function; it is not src/lib/digest.ts because this file ships standalone
+ * (`portcullis/origin`, run by Node's type stripping) and may import only jose.
+ */
 export async function headersDigest(names: readonly string[], headers: { get(name: string): string | null }): Promise<string> {
   const text = names.map((name) => `${name}:${headers.get(name) ?? ""}`).join("\n");
   return base64url.encode(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));

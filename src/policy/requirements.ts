@@ -1,7 +1,7 @@
 import type { JWTPayload } from "jose";
 import type { RouteConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
-import { claimAt } from "../forward/headers";
+import { claimAt } from "../lib/claim-path";
 
 /**
  * A matched rule's requirement, applied to the verified identity (or to its absence). Pure: the middleware

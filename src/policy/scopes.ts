@@ -1,6 +1,6 @@
 import type { JWTPayload } from "jose";
 import type { IssuerConfig } from "../config/schema";
-import { claimAt } from "../forward/headers";
+import { claimAt } from "../lib/claim-path";
 
 /**
  * The token's granted scopes, merged from the issuer's `scopes_from` sources (default `scope`, the

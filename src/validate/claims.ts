@@ -1,6 +1,6 @@
 import type { JWTPayload } from "jose";
 import { invalidToken } from "../errors/errors";
-import { claimAt } from "../forward/headers";
+import { claimAt } from "../lib/claim-path";
 
 /**
  * Claim checks every validation path makes (JWTs, JWE-wrapped JWTs, introspection and provider answers):

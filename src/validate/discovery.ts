@@ -1,5 +1,5 @@
-import { isAllowedUrl } from "../config/schema";
-import { FetchJsonError, fetchJson, type Fetcher } from "./fetch-json";
+import { isAllowedUrl } from "../lib/url";
+import { FetchJsonError, fetchJson, type Fetcher, type FetchLimits } from "./fetch-json";
 
 /**
  * Finding an issuer's `jwks_uri` from its metadata: RFC 8414 first (`/.well-known/oauth-authorization-server`
@@ -25,7 +25,7 @@ export async function discoverEndpoint(
   fetcher: Fetcher,
   issuer: string,
   field: "jwks_uri" | "introspection_endpoint",
-  limits: { timeoutMs: number; maxBytes: number },
+  limits: FetchLimits,
 ): Promise<Discovered> {
   let lastReason = "no_metadata";
   for (const url of metadataUrls(issuer)) {

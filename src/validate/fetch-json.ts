@@ -23,6 +23,15 @@ export interface FetchedJson {
 
 export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
 
+/** How long to wait and how much to read: an issuer's `jwks` or `introspection` `timeout_ms` and `max_bytes`. */
+export interface FetchLimits {
+  timeoutMs: number;
+  maxBytes: number;
+}
+
+/** The limits an issuer's `jwks` or `introspection` settings give. */
+export const fetchLimits = (settings: { timeout_ms: number; max_bytes: number }): FetchLimits => ({ timeoutMs: settings.timeout_ms, maxBytes: settings.max_bytes });
+
 export interface JsonRequest {
   method: "POST";
   headers: Record<string, string>;
@@ -33,7 +42,7 @@ export interface JsonRequest {
 export async function fetchJson(
   fetcher: Fetcher,
   url: string,
-  limits: { timeoutMs: number; maxBytes: number },
+  limits: FetchLimits,
   request?: JsonRequest,
 ): Promise<FetchedJson> {
   let response: Response;

@@ -1,11 +1,15 @@
 import type { JWTPayload } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
-import type { LogFn } from "../log";
+import { secretText } from "../lib/bindings";
+import { BoundedMap } from "../lib/bounded-map";
+import type { Deps } from "../lib/deps";
+import { sha256Hex } from "../lib/digest";
+import { KV_MIN_TTL } from "../lib/kv";
 import { refuseIdToken, refuseSenderConstrained } from "./claims";
 import { discoverEndpoint } from "./discovery";
-import { FetchJsonError, fetchJson, type Fetcher, type JsonRequest } from "./fetch-json";
-import { documentLifetime, sha256Hex } from "./jwks";
+import { FetchJsonError, fetchJson, fetchLimits, type FetchLimits, type JsonRequest } from "./fetch-json";
+import { documentLifetime } from "./jwks";
 import { hasProviderFormat } from "./token-format";
 import { CallBudget, rateLimitWait, RecentKeys } from "./upstream-limits";
 
@@ -24,23 +28,13 @@ import { CallBudget, rateLimitWait, RecentKeys } from "./upstream-limits";
  * its format, and unknown tokens beyond `max_calls_per_minute` get a local 503.
  */
 
-export interface IntrospectionDeps {
-  now: () => number;
-  fetch: Fetcher;
-  kv: KVNamespace | undefined;
-  waitUntil: (promise: Promise<unknown>) => void;
-  log: LogFn;
-  binding: (name: string) => unknown;
-}
-
 type Flavor = NonNullable<IssuerConfig["introspection"]>["flavor"];
 type Entry = { active: true; claims: JWTPayload; expiresAt: number } | { active: false; reason: string; expiresAt: number };
 
-/** Per-isolate entries per issuer; the oldest are dropped first. */
+/** Per-isolate entries per issuer; the least recently used are dropped first. */
 const MEMORY_LIMIT = 10_000;
 /** Tokens (by cache key) remembered as seen active, exempt from the call budget. */
 const KNOWN_ACTIVE_LIMIT = 10_000;
-const KV_MIN_TTL = 60;
 /** v2: keyed by issuer, flavor, endpoint and client id, not issuer alone (v1 entries are never read). */
 const KV_PREFIX = "introspection:v2:";
 /** Seconds a client should wait after the authorization server failed us. */
@@ -57,8 +51,13 @@ const REQUIRED: Record<Flavor, { iss: boolean; aud: boolean }> = {
 
 const unavailable = (reason: string, retryAfter: number) => new GateError("temporarily_unavailable", reason, { retryAfter });
 
+/** A token the provider could never have issued costs no upstream call (and no cache entry): refused here. */
+export function checkTokenFormat(settings: NonNullable<IssuerConfig["introspection"]>, token: string): void {
+  if (settings.check_format && !hasProviderFormat(settings.flavor, token)) throw invalidToken("token_format_invalid");
+}
+
 export class Introspector {
-  readonly #cache = new Map<string, Entry>();
+  readonly #cache = new BoundedMap<string, Entry>(MEMORY_LIMIT);
   readonly #knownActive = new RecentKeys(KNOWN_ACTIVE_LIMIT);
   readonly #budget: CallBudget;
   /** Until when the upstream told us to stop calling it (epoch ms). */
@@ -72,10 +71,9 @@ export class Introspector {
   }
 
   /** The active token's claims, or a GateError: 401 inactive/invalid, 503 unavailable, 500 misconfigured. */
-  async introspect(token: string, deps: IntrospectionDeps): Promise<JWTPayload> {
+  async introspect(token: string, deps: Deps): Promise<JWTPayload> {
     const settings = this.issuer.introspection!;
-    // A token the provider could never have issued costs no upstream call (and no cache entry).
-    if (settings.check_format && !hasProviderFormat(settings.flavor, token)) throw invalidToken("token_format_invalid");
+    checkTokenFormat(settings, token);
     const key = await this.#cacheKey(token);
     const now = deps.now();
     const cached = this.#cache.get(key) ?? (settings.kv_cache ? await this.#readKv(deps, key) : undefined);
@@ -93,7 +91,7 @@ export class Introspector {
       if (error instanceof GateError && error.code === "invalid_token") {
         this.#knownActive.delete(key);
         if (settings.inactive_cache_ttl > 0) {
-          this.#remember(key, { active: false, reason: error.reason, expiresAt: now + settings.inactive_cache_ttl * 1000 });
+          this.#cache.set(key, { active: false, reason: error.reason, expiresAt: now + settings.inactive_cache_ttl * 1000 });
         }
       }
       throw error;
@@ -102,7 +100,7 @@ export class Introspector {
     const exp = typeof claims.exp === "number" ? claims.exp * 1000 : Infinity;
     const expiresAt = Math.min(now + settings.cache_ttl * 1000, exp);
     if (expiresAt > now) {
-      this.#remember(key, { active: true, claims, expiresAt });
+      this.#cache.set(key, { active: true, claims, expiresAt });
       if (settings.kv_cache) this.#writeKv(deps, key, claims, expiresAt, now);
     }
     return claims;
@@ -119,7 +117,7 @@ export class Introspector {
    * call budget, which tokens seen active before bypass (a flood of unknown tokens must not lock out the
    * clients that were working). Refusals are a local 503, the upstream is not called.
    */
-  #admit(key: string, now: number, deps: IntrospectionDeps): void {
+  #admit(key: string, now: number, deps: Deps): void {
     if (now < this.#blockedUntil) throw unavailable("introspection_rate_limited", (this.#blockedUntil - now) / 1000);
     if (this.#knownActive.has(key)) return;
     const wait = this.#budget.take(now);
@@ -134,16 +132,14 @@ export class Introspector {
     throw unavailable("introspection_budget_exhausted", wait);
   }
 
-  async #ask(token: string, deps: IntrospectionDeps, now: number): Promise<JWTPayload> {
+  async #ask(token: string, deps: Deps, now: number): Promise<JWTPayload> {
     const settings = this.issuer.introspection!;
-    const limits = { timeoutMs: settings.timeout_ms, maxBytes: settings.max_bytes };
-    const secret = settings.client_secret === undefined ? undefined : deps.binding(settings.client_secret);
-    if (settings.client_secret !== undefined && (typeof secret !== "string" || secret === "")) {
-      throw new GateError("server_error", "introspection_secret_missing");
-    }
+    const limits = fetchLimits(settings);
+    const secret = settings.client_secret === undefined ? undefined : secretText(deps.binding(settings.client_secret));
+    if (settings.client_secret !== undefined && secret === undefined) throw new GateError("server_error", "introspection_secret_missing");
     let body: unknown;
     try {
-      const { url, request } = await this.#request(token, secret as string | undefined, deps, now, limits);
+      const { url, request } = await this.#request(token, secret, deps, now, limits);
       ({ body } = await fetchJson(deps.fetch, url, limits, request));
     } catch (error) {
       const reason = error instanceof FetchJsonError ? error.reason : "network_error";
@@ -178,9 +174,9 @@ export class Introspector {
   async #request(
     token: string,
     secret: string | undefined,
-    deps: IntrospectionDeps,
+    deps: Deps,
     now: number,
-    limits: { timeoutMs: number; maxBytes: number },
+    limits: FetchLimits,
   ): Promise<{ url: string; request?: JsonRequest }> {
     const settings = this.issuer.introspection!;
     const clientId = settings.client_id ?? "";
@@ -335,7 +331,7 @@ export class Introspector {
     if (typeof claims.nbf === "number" && claims.nbf > now / 1000 + skew) throw invalidToken("token_not_yet_valid");
   }
 
-  async #endpointUrl(deps: IntrospectionDeps, now: number, limits: { timeoutMs: number; maxBytes: number }): Promise<string> {
+  async #endpointUrl(deps: Deps, now: number, limits: FetchLimits): Promise<string> {
     const configured = this.issuer.introspection!.endpoint;
     if (configured) return configured;
     if (this.#endpoint && now < this.#endpoint.expiresAt) return this.#endpoint.url;
@@ -344,25 +340,20 @@ export class Introspector {
     return discovered.url;
   }
 
-  #remember(key: string, entry: Entry): void {
-    if (this.#cache.size >= MEMORY_LIMIT) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(key, entry);
-  }
-
-  async #readKv(deps: IntrospectionDeps, key: string): Promise<Entry | undefined> {
+  async #readKv(deps: Deps, key: string): Promise<Entry | undefined> {
     if (!deps.kv) return undefined;
     try {
       const stored = await deps.kv.get<{ v: 2; claims: JWTPayload; expires_at: number }>(KV_PREFIX + key, "json");
       if (!stored || stored.v !== 2 || typeof stored.expires_at !== "number" || !isObject(stored.claims)) return undefined;
       const entry: Entry = { active: true, claims: stored.claims, expiresAt: stored.expires_at };
-      this.#remember(key, entry);
+      this.#cache.set(key, entry);
       return entry;
     } catch {
       return undefined;
     }
   }
 
-  #writeKv(deps: IntrospectionDeps, key: string, claims: JWTPayload, expiresAt: number, now: number): void {
+  #writeKv(deps: Deps, key: string, claims: JWTPayload, expiresAt: number, now: number): void {
     const kv = deps.kv;
     const ttl = Math.floor((expiresAt - now) / 1000);
     // Workers KV cannot hold anything for less than 60 s: shorter-lived results stay in memory only.

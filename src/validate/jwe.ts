@@ -1,6 +1,7 @@
 import { compactDecrypt, decodeProtectedHeader, importJWK, type JWK } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
+import { SecretKeyRings } from "../lib/secret-keys";
 import { isCanonicalBase64url } from "./jws";
 
 /**
@@ -18,31 +19,21 @@ interface DecryptionKey {
 }
 
 /** Parsed decryption keys by secret text (the secret is read per request, parsed once). */
-const parsed = new Map<string, DecryptionKey[]>();
+const secrets = new SecretKeyRings<DecryptionKey[]>({
+  missing: () => new GateError("server_error", "decryption_key_missing"),
+  invalid: () => new GateError("server_error", "decryption_key_invalid"),
+});
 
-async function decryptionKeys(issuer: IssuerConfig, secret: unknown): Promise<DecryptionKey[]> {
-  if (typeof secret !== "string" || secret === "") throw new GateError("server_error", "decryption_key_missing");
-  const cached = parsed.get(secret);
-  if (cached) return cached;
-  let keys: DecryptionKey[];
-  try {
-    const value = JSON.parse(secret) as JWK | { keys: JWK[] };
-    const jwks = "keys" in value && Array.isArray(value.keys) ? value.keys : [value as JWK];
-    keys = await Promise.all(
-      jwks.map(async (jwk) => {
-        if (typeof jwk.alg !== "string" || !(issuer.decryption!.key_management as readonly string[]).includes(jwk.alg)) {
-          throw new Error("decryption key without an allowed alg");
-        }
-        return { kid: jwk.kid, alg: jwk.alg, key: (await importJWK(jwk, jwk.alg)) as CryptoKey };
-      }),
-    );
-  } catch {
-    // Never echo the secret or the parse error.
-    throw new GateError("server_error", "decryption_key_invalid");
-  }
-  if (parsed.size > 16) parsed.clear();
-  parsed.set(secret, keys);
-  return keys;
+/** The issuer's decryption keys: every one must name an `alg` the issuer allows. */
+function decryptionKeys(issuer: IssuerConfig, jwks: JWK[]): Promise<DecryptionKey[]> {
+  return Promise.all(
+    jwks.map(async (jwk) => {
+      if (typeof jwk.alg !== "string" || !(issuer.decryption!.key_management as readonly string[]).includes(jwk.alg)) {
+        throw new Error("decryption key without an allowed alg");
+      }
+      return { kid: jwk.kid, alg: jwk.alg, key: (await importJWK(jwk, jwk.alg)) as CryptoKey };
+    }),
+  );
 }
 
 /** The plaintext JWT inside a JWE, and the issuer whose key opened it; 401 when none can. */
@@ -76,7 +67,7 @@ export async function decryptNested(
   );
   if (!able.length) throw invalidToken("jwe_alg_not_allowed");
   for (const issuer of able) {
-    const keys = await decryptionKeys(issuer, binding(issuer.decryption!.keys));
+    const keys = await secrets.load(binding(issuer.decryption!.keys), (jwks) => decryptionKeys(issuer, jwks));
     for (const candidate of keys) {
       if (candidate.alg !== alg || (header.kid !== undefined && candidate.kid !== header.kid)) continue;
       try {

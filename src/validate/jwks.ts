@@ -1,9 +1,13 @@
 import type { JWK } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
-import type { LogFn } from "../log";
+import { BoundedMap } from "../lib/bounded-map";
+import type { Deps } from "../lib/deps";
+import { sha256Hex } from "../lib/digest";
+import { KV_MIN_TTL } from "../lib/kv";
+import type { LogFn } from "../lib/log";
 import { discoverEndpoint } from "./discovery";
-import { FetchJsonError, fetchJson, type Fetcher } from "./fetch-json";
+import { FetchJsonError, fetchJson, fetchLimits } from "./fetch-json";
 import { distinctKeys, toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 
 /**
@@ -27,16 +31,6 @@ import { distinctKeys, toKeyRecord, unusableReason, type KeyRecord } from "./key
  *   I/O; jose #355, #509): a request that finds a fetch under way polls for its result instead.
  */
 
-export interface KeySetDeps {
-  now: () => number;
-  /** Fetch for this issuer (the global fetch, or its `jwks_service` binding). */
-  fetch: Fetcher;
-  kv: KVNamespace | undefined;
-  /** Schedules work after the response (KV writes, background refreshes). */
-  waitUntil: (promise: Promise<unknown>) => void;
-  log: LogFn;
-}
-
 interface KeySet {
   keys: KeyRecord[];
   fetchedAt: number;
@@ -56,11 +50,9 @@ interface StoredKeySet {
   jwks_uri_expires_at: number | null;
 }
 
-/** Workers KV refuses shorter TTLs. */
-const KV_MIN_TTL = 60;
 /** On unknown kids, KV is consulted at most this often per isolate (floods must not become KV floods). */
 const KV_RECHECK_MS = 1_000;
-/** Unknown kids remembered per issuer; a flood of random kids only ever fills and clears this. */
+/** Unknown kids remembered per issuer; a flood of random kids only ever pushes the oldest out. */
 const UNKNOWN_KIDS_LIMIT = 1_000;
 
 export class KeySetCache {
@@ -70,13 +62,14 @@ export class KeySetCache {
   /** Set while some request of this isolate is fetching; others wait for its result instead. */
   #fetching = false;
   #lastKvCheck = -Infinity;
-  readonly #unknownKids = new Map<string, number>();
+  /** Unknown `kid` -> until when it is known to be unknown. */
+  readonly #unknownKids = new BoundedMap<string, number>(UNKNOWN_KIDS_LIMIT);
   #kvNames: { set: string; attempt: string } | undefined;
 
   constructor(private readonly issuer: IssuerConfig) {}
 
   /** The current key set, loading or refreshing it as needed. Throws 503 when no keys can be had. */
-  async keys(deps: KeySetDeps): Promise<KeyRecord[]> {
+  async keys(deps: Deps): Promise<KeyRecord[]> {
     const now = deps.now();
     if (!this.#fresh(now) && now - this.#lastKvCheck >= KV_RECHECK_MS) await this.#readKv(deps, now);
     if (this.#fresh(now)) {
@@ -87,7 +80,7 @@ export class KeySetCache {
   }
 
   /** Called when a token names a `kid` the current set lacks. Returns the set to retry the lookup in. */
-  async keysAfterMiss(deps: KeySetDeps, kid: string): Promise<KeyRecord[]> {
+  async keysAfterMiss(deps: Deps, kid: string): Promise<KeyRecord[]> {
     const now = deps.now();
     if ((this.#unknownKids.get(kid) ?? -Infinity) > now) return this.#usable(now);
     if (now - this.#lastKvCheck >= KV_RECHECK_MS && (await this.#readKv(deps, now)) && this.#has(kid)) {
@@ -110,7 +103,7 @@ export class KeySetCache {
   }
 
   /** For the cron trigger: refresh into KV when less than half of the set's life is left. */
-  async refreshScheduled(deps: KeySetDeps): Promise<"fresh" | "refreshed" | "failed"> {
+  async refreshScheduled(deps: Deps): Promise<"fresh" | "refreshed" | "failed"> {
     const now = deps.now();
     await this.#readKv(deps, now);
     const current = this.#current;
@@ -130,7 +123,6 @@ export class KeySetCache {
 
   /** Until the next fetch this isolate may make: remembering longer would delay a rotated-in `kid`. */
   #rememberUnknown(kid: string, until: number): void {
-    if (this.#unknownKids.size >= UNKNOWN_KIDS_LIMIT) this.#unknownKids.clear();
     this.#unknownKids.set(kid, until);
   }
 
@@ -141,14 +133,14 @@ export class KeySetCache {
     return this.#lastAttempt + wait * 1000;
   }
 
-  #refreshAhead(deps: KeySetDeps, now: number): void {
+  #refreshAhead(deps: Deps, now: number): void {
     const current = this.#current!;
     const ahead = this.issuer.jwks.refresh_ahead * 1000;
     if (ahead === 0 || now < current.expiresAt - ahead || this.#fetching || now < this.#nextAttemptAt()) return;
     deps.waitUntil(this.#refresh(deps, "refresh_ahead").catch(() => undefined));
   }
 
-  async #refresh(deps: KeySetDeps, cause: string): Promise<KeyRecord[]> {
+  async #refresh(deps: Deps, cause: string): Promise<KeyRecord[]> {
     if (this.#fetching) {
       await this.#awaitOtherFetch();
       return this.#usable(deps.now());
@@ -197,9 +189,8 @@ export class KeySetCache {
     }
   }
 
-  async #fetch(deps: KeySetDeps, now: number): Promise<KeySet> {
-    const { timeout_ms, max_bytes } = this.issuer.jwks;
-    const limits = { timeoutMs: timeout_ms, maxBytes: max_bytes };
+  async #fetch(deps: Deps, now: number): Promise<KeySet> {
+    const limits = fetchLimits(this.issuer.jwks);
     let jwksUri = this.issuer.jwks_uri;
     let jwksUriExpiresAt = Infinity;
     if (!jwksUri) {
@@ -226,7 +217,7 @@ export class KeySetCache {
   }
 
   /** Adopts the KV copy when it is newer than memory. True when it did. Malformed entries are ignored. */
-  async #readKv(deps: KeySetDeps, now: number): Promise<boolean> {
+  async #readKv(deps: Deps, now: number): Promise<boolean> {
     this.#lastKvCheck = now;
     if (!deps.kv) return false;
     try {
@@ -257,9 +248,8 @@ export class KeySetCache {
     }
   }
 
-  #writeKv(deps: KeySetDeps, set: KeySet): void {
-    const kv = deps.kv;
-    if (!kv) return;
+  #writeKv(deps: Deps, set: KeySet): void {
+    if (!deps.kv) return;
     const stored: StoredKeySet = {
       v: 2,
       keys: set.keys.map((key) => key.jwk),
@@ -270,18 +260,14 @@ export class KeySetCache {
     };
     // Kept past expiry so that other isolates can still serve it stale while the issuer is down.
     const ttl = Math.max(KV_MIN_TTL, Math.ceil((set.expiresAt - set.fetchedAt) / 1000 + this.issuer.jwks.max_stale));
-    deps.waitUntil(
-      this.#names()
-        .then(({ set: name }) => kv.put(name, JSON.stringify(stored), { expirationTtl: ttl }))
-        .catch(() => deps.log({ event: "jwks_kv_write_failed", issuer: this.issuer.issuer })),
-    );
+    this.#putLater(deps, deps.kv, "set", JSON.stringify(stored), ttl, () => deps.log({ event: "jwks_kv_write_failed", issuer: this.issuer.issuer }));
   }
 
   /**
    * Other isolates skip their own kid-miss fetch while a recent attempt is published: the end of that
    * attempt's cooldown, or undefined when there is none (KV is eventually consistent: best effort).
    */
-  async #sharedCooldownEnd(deps: KeySetDeps, now: number): Promise<number | undefined> {
+  async #sharedCooldownEnd(deps: Deps, now: number): Promise<number | undefined> {
     if (!deps.kv) return undefined;
     try {
       const end = Number(await deps.kv.get((await this.#names()).attempt)) + this.issuer.jwks.refetch_cooldown * 1000;
@@ -291,14 +277,13 @@ export class KeySetCache {
     }
   }
 
-  #publishAttempt(deps: KeySetDeps, now: number): void {
-    const kv = deps.kv;
-    if (!kv) return;
-    deps.waitUntil(
-      this.#names()
-        .then(({ attempt }) => kv.put(attempt, String(now), { expirationTtl: KV_MIN_TTL }))
-        .catch(() => undefined),
-    );
+  #publishAttempt(deps: Deps, now: number): void {
+    if (deps.kv) this.#putLater(deps, deps.kv, "attempt", String(now), KV_MIN_TTL, () => undefined);
+  }
+
+  /** One of this issuer's KV entries written after the response; a failed write only costs the sharing. */
+  #putLater(deps: Deps, kv: KVNamespace, entry: "set" | "attempt", value: string, ttl: number, onFailure: () => void): void {
+    deps.waitUntil(this.#names().then((names) => kv.put(names[entry], value, { expirationTtl: ttl })).catch(onFailure));
   }
 }
 
@@ -337,9 +322,4 @@ async function usableKeys(document: unknown, config: IssuerConfig, log: LogFn): 
   }
   if (!usable.length) throw new FetchJsonError("no_usable_keys");
   return distinctKeys(usable, config, log);
-}
-
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -1,10 +1,12 @@
-import { errors, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
-import type { Algorithm, IssuerConfig } from "../config/schema";
+import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from "jose";
+import { TENANT_ID, type Algorithm, type IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
+import { serviceFetch } from "../lib/bindings";
+import type { Deps } from "../lib/deps";
+import { sha256Hex } from "../lib/digest";
 import { refuseIdToken, refuseSenderConstrained, requireClaims } from "./claims";
 import { ImportedKeys, kidMissReason, selectKey } from "./keys";
-import type { Fetcher } from "./fetch-json";
-import { KeySetCache, sha256Hex, type KeySetDeps } from "./jwks";
+import { KeySetCache } from "./jwks";
 import { StaticKeySet } from "./static-keys";
 import { checkHeader, parseCompactJws } from "./jws";
 
@@ -26,89 +28,122 @@ export interface VerifiedToken {
   thumbprint: string;
 }
 
-export interface VerifyDeps extends Omit<KeySetDeps, "fetch"> {
-  fetch: typeof fetch;
-  /** Worker bindings by name: secrets for `hmac_secret`, services for `jwks_service`. */
-  binding: (name: string) => unknown;
-}
-
 /** RFC 7518 3.2: an HMAC key must be at least as long as the hash output. */
 const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
 
-interface IssuerState {
+/** A JWT issuer with what is derived once from its configuration. */
+export interface JwtIssuer {
   config: IssuerConfig;
-  keySet: KeySetCache | StaticKeySet;
+  /** Accepted `typ` values, normalized. */
   types: ReadonlySet<string>;
+}
+
+interface IssuerState extends JwtIssuer {
+  keySet: KeySetCache | StaticKeySet;
+}
+
+/** Provider issuers (Google, GitHub, Amazon) take opaque tokens only: a JWT naming them is refused. */
+export function takesJwts(config: IssuerConfig): boolean {
+  return !(config.introspection && config.introspection.flavor !== "rfc7662" && !config.jwks_uri && !config.keys);
+}
+
+export function jwtIssuer(config: IssuerConfig): JwtIssuer {
+  return { config, types: new Set(config.types.map(normalizeType)) };
 }
 
 /** `at+jwt`, `AT+JWT` and `application/at+jwt` are the same media type (RFC 7515 4.1.9). */
 const normalizeType = (typ: string) => typ.toLowerCase().replace(/^application\//, "");
 
-/** Entra-style issuers with a `{tenantid}` placeholder; the tenant must be allowed and match `tid`. */
-interface TemplateIssuer {
-  pattern: RegExp;
-  tenants: ReadonlySet<string>;
-  state: IssuerState;
+/** The header's `typ` must be one the issuer accepts. */
+export function checkType(header: ProtectedHeaderParameters, issuer: JwtIssuer): void {
+  if (typeof header.typ !== "string" || !issuer.types.has(normalizeType(header.typ))) throw invalidToken("typ_not_allowed");
 }
 
-const TENANT = "([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})";
+const TENANT = `(${TENANT_ID})`;
+
+/**
+ * Chooses the issuer a token's `iss` names: an exact configured issuer, or an allowed tenant of an
+ * Entra-style issuer with a `{tenantid}` placeholder (whose `tid` must then match: `checkExtraClaims`).
+ * The verifier and explain both choose with this.
+ */
+export class IssuerSelector<T extends JwtIssuer> {
+  readonly #exact = new Map<string, T>();
+  readonly #templates: { pattern: RegExp; tenants: ReadonlySet<string>; issuer: T }[] = [];
+
+  constructor(issuers: Iterable<T>) {
+    for (const issuer of issuers) {
+      const name = issuer.config.issuer;
+      this.#exact.set(name, issuer);
+      if (!name.includes("{tenantid}")) continue;
+      const [before, after] = name.split("{tenantid}") as [string, string];
+      const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+      this.#templates.push({ pattern: new RegExp(`^${escape(before)}${TENANT}${escape(after)}$`), tenants: new Set(issuer.config.tenants), issuer });
+    }
+  }
+
+  select(iss: string): { issuer: T; tenant?: string } {
+    const exact = this.#exact.get(iss);
+    if (exact && !exact.config.issuer.includes("{tenantid}")) return { issuer: exact };
+    for (const template of this.#templates) {
+      const tenant = template.pattern.exec(iss)?.[1];
+      if (tenant === undefined) continue;
+      if (!template.tenants.has("*") && !template.tenants.has(tenant)) throw invalidToken("tenant_not_allowed");
+      return { issuer: template.issuer, tenant };
+    }
+    throw invalidToken("issuer_unknown");
+  }
+}
+
+/**
+ * What jose checks of the claims (`iss` as selected, `aud`, `exp` required, `nbf`, the clock tolerance), in
+ * one place: the verifier's `jwtVerify` and explain's offline `UnsecuredJWT.decode` both take these.
+ */
+export function verifyOptions(config: IssuerConfig, iss: string, alg: Algorithm, now: number): JWTVerifyOptions {
+  return {
+    issuer: iss,
+    audience: config.audiences,
+    algorithms: [alg],
+    clockTolerance: config.clock_tolerance,
+    requiredClaims: ["exp", "aud"],
+    currentDate: new Date(now),
+  };
+}
 
 export class JwtVerifier {
   readonly #issuers = new Map<string, IssuerState>();
-  readonly #templates: TemplateIssuer[] = [];
+  readonly #selector: IssuerSelector<IssuerState>;
   readonly #imported = new ImportedKeys();
   /** The last HMAC secret seen per binding, with its fingerprint: an unchanged secret costs no digest. */
   readonly #secrets = new Map<string, { secret: string; bytes: Uint8Array; fingerprint: string }>();
 
   constructor(issuers: readonly IssuerConfig[]) {
-    for (const config of issuers) {
-      // Provider issuers (Google, GitHub, Amazon) take opaque tokens only: a JWT naming them is refused.
-      if (config.introspection && config.introspection.flavor !== "rfc7662" && !config.jwks_uri && !config.keys) continue;
-      const state: IssuerState = {
-        config,
-        keySet: config.keys ? new StaticKeySet(config) : new KeySetCache(config),
-        types: new Set(config.types.map(normalizeType)),
-      };
-      this.#issuers.set(config.issuer, state);
-      if (config.issuer.includes("{tenantid}")) {
-        const [before, after] = config.issuer.split("{tenantid}") as [string, string];
-        const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-        this.#templates.push({ pattern: new RegExp(`^${escape(before)}${TENANT}${escape(after)}$`), tenants: new Set(config.tenants), state });
-      }
+    for (const config of issuers.filter(takesJwts)) {
+      this.#issuers.set(config.issuer, { ...jwtIssuer(config), keySet: config.keys ? new StaticKeySet(config) : new KeySetCache(config) });
     }
+    this.#selector = new IssuerSelector(this.#issuers.values());
   }
 
   /** `decodedHeader`: the protected header when the caller has already decoded it. */
-  async verify(token: string, deps: VerifyDeps, decodedHeader?: ProtectedHeaderParameters): Promise<VerifiedToken> {
+  async verify(token: string, deps: Deps, decodedHeader?: ProtectedHeaderParameters): Promise<VerifiedToken> {
     const { header, claims } = parseCompactJws(token, decodedHeader);
     if (typeof claims.iss !== "string") throw invalidToken("issuer_missing");
-    const { issuer, tenant } = this.#issuerFor(claims.iss);
+    const { issuer, tenant } = this.#selector.select(claims.iss);
     const { config } = issuer;
 
+    // explain.ts (pipeline/) makes the checks before the key and after the signature offline, with these functions.
     const alg = checkHeader(header, config.algorithms);
-    if (typeof header.typ !== "string" || !issuer.types.has(normalizeType(header.typ))) {
-      throw invalidToken("typ_not_allowed");
-    }
+    checkType(header, issuer);
     const kid = header.kid;
 
     const { key, thumbprint } = alg.startsWith("HS") ? await this.#hmacKey(config, alg, deps) : await this.#publicKey(issuer, alg, kid, deps);
 
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, {
-        issuer: claims.iss,
-        audience: config.audiences,
-        algorithms: [alg],
-        clockTolerance: config.clock_tolerance,
-        requiredClaims: ["exp", "aud"],
-        currentDate: new Date(deps.now()),
-      }));
+      ({ payload } = await jwtVerify(token, key, verifyOptions(config, claims.iss, alg, deps.now())));
     } catch (error) {
       throw invalidToken(joseReason(error));
     }
-    checkExtraClaims(payload, config, deps.now());
-    // A tenant-templated issuer: the token's own `tid` must name the tenant its `iss` names.
-    if (tenant !== undefined && payload.tid !== tenant) throw invalidToken("tenant_mismatch");
+    checkExtraClaims(payload, config, deps.now(), tenant);
     return { issuer: config.issuer, claims: payload, kid, alg, thumbprint };
   }
 
@@ -117,36 +152,23 @@ export class JwtVerifier {
    * cache: a key removed at the issuer invalidates its cached tokens as soon as the set is refreshed, and a
    * rotated HMAC secret (the binding's value changed) at once.
    */
-  async stillHasKey(issuer: string, alg: Algorithm, thumbprint: string, deps: VerifyDeps): Promise<boolean> {
+  async stillHasKey(issuer: string, alg: Algorithm, thumbprint: string, deps: Deps): Promise<boolean> {
     const state = this.#issuers.get(issuer);
     if (!state) return false;
     if (alg.startsWith("HS")) {
       // A missing or short secret now: not a hit, so verification answers for it.
       return this.#hmacKey(state.config, alg, deps).then(({ thumbprint: current }) => current === thumbprint, () => false);
     }
-    const keys = await state.keySet.keys(keySetDeps(state.config, deps));
+    const keys = await state.keySet.keys(issuerDeps(state.config, deps));
     return keys.some((key) => key.thumbprint === thumbprint);
   }
 
-  /** The issuer a token's `iss` names: an exact configured issuer, or an allowed tenant of a template. */
-  #issuerFor(iss: string): { issuer: IssuerState; tenant?: string } {
-    const exact = this.#issuers.get(iss);
-    if (exact && !exact.config.issuer.includes("{tenantid}")) return { issuer: exact };
-    for (const template of this.#templates) {
-      const tenant = template.pattern.exec(iss)?.[1];
-      if (tenant === undefined) continue;
-      if (!template.tenants.has("*") && !template.tenants.has(tenant)) throw invalidToken("tenant_not_allowed");
-      return { issuer: template.state, tenant };
-    }
-    throw invalidToken("issuer_unknown");
-  }
-
   /** Refreshes every issuer's keys that are past half their life (the cron trigger). */
-  async refreshScheduled(deps: VerifyDeps): Promise<Record<string, string>> {
+  async refreshScheduled(deps: Deps): Promise<Record<string, string>> {
     const results: Record<string, string> = {};
     for (const issuer of this.#issuers.values()) {
       try {
-        results[issuer.config.issuer] = await issuer.keySet.refreshScheduled(keySetDeps(issuer.config, deps));
+        results[issuer.config.issuer] = await issuer.keySet.refreshScheduled(issuerDeps(issuer.config, deps));
       } catch {
         results[issuer.config.issuer] = "failed";
       }
@@ -155,7 +177,7 @@ export class JwtVerifier {
   }
 
   /** The issuer's HMAC secret as the binding holds it now (env is read per request), with its fingerprint. */
-  async #hmacKey(config: IssuerConfig, alg: Algorithm, deps: VerifyDeps): Promise<{ key: Uint8Array; thumbprint: string }> {
+  async #hmacKey(config: IssuerConfig, alg: Algorithm, deps: Deps): Promise<{ key: Uint8Array; thumbprint: string }> {
     const name = config.hmac_secret ?? "";
     const value = name ? deps.binding(name) : undefined;
     const secret = typeof value === "string" ? value : "";
@@ -171,8 +193,8 @@ export class JwtVerifier {
     return { key: known.bytes, thumbprint: known.fingerprint };
   }
 
-  async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, verifyDeps: VerifyDeps): Promise<{ key: CryptoKey; thumbprint: string }> {
-    const deps = keySetDeps(issuer.config, verifyDeps);
+  async #publicKey(issuer: IssuerState, alg: Algorithm, kid: string | undefined, requestDeps: Deps): Promise<{ key: CryptoKey; thumbprint: string }> {
+    const deps = issuerDeps(issuer.config, requestDeps);
     let keys = await issuer.keySet.keys(deps);
     let record = selectKey(keys, alg, kid);
     if (!record && kid !== undefined && !keys.some((key) => key.kid === kid)) {
@@ -191,34 +213,34 @@ export class JwtVerifier {
   }
 }
 
-/** The dependencies for one issuer's I/O: its fetches go through its `jwks_service` binding when set. */
-export function keySetDeps(config: IssuerConfig, deps: VerifyDeps): KeySetDeps {
-  let fetcher: Fetcher = (url, init) => deps.fetch(url, init);
-  if (config.jwks_service) {
-    const service = deps.binding(config.jwks_service) as Fetcher | { fetch?: unknown } | undefined;
-    if (!service || typeof (service as { fetch?: unknown }).fetch !== "function") {
-      throw new GateError("server_error", "jwks_service_missing");
-    }
-    const binding = service as { fetch: Fetcher };
-    fetcher = (url, init) => binding.fetch(url, init);
-  }
-  return { now: deps.now, kv: deps.kv, waitUntil: deps.waitUntil, log: deps.log, fetch: fetcher };
+/**
+ * The dependencies for one issuer's I/O (key sets, metadata, introspection): its fetches go through its
+ * `jwks_service` binding when set, a missing binding being a 500, never a fallback to the open internet.
+ */
+export function issuerDeps(config: IssuerConfig, deps: Deps): Deps {
+  if (!config.jwks_service) return deps;
+  const fetch = serviceFetch(deps.binding(config.jwks_service));
+  if (!fetch) throw new GateError("server_error", "jwks_service_missing");
+  return { ...deps, fetch };
 }
 
 /**
  * Checks jose leaves to the caller: `iat`, then what makes a token something other than this API's Bearer
- * access token (any `cnf`; ID-token-only claims), then the issuer's `required_claims`.
+ * access token (any `cnf`; ID-token-only claims), then the issuer's `required_claims`, then for a
+ * tenant-templated issuer that the token's own `tid` names the tenant its `iss` names.
  */
-function checkExtraClaims(payload: JWTPayload, config: IssuerConfig, now: number): void {
+export function checkExtraClaims(payload: JWTPayload, config: IssuerConfig, now: number, tenant: string | undefined): void {
   if (typeof payload.iat === "number" && payload.iat > now / 1000 + config.clock_tolerance) {
     throw invalidToken("iat_in_future");
   }
   refuseSenderConstrained(payload);
   refuseIdToken(payload);
   requireClaims(payload, config.required_claims);
+  if (tenant !== undefined && payload.tid !== tenant) throw invalidToken("tenant_mismatch");
 }
 
-function joseReason(error: unknown): string {
+/** jose's claim-set errors as reason codes. */
+export function joseReason(error: unknown): string {
   if (error instanceof errors.JWTExpired) return "token_expired";
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === "nbf") return "token_not_yet_valid";

@@ -1,6 +1,7 @@
 import { base64url, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import type { Algorithm } from "../config/schema";
-import { safeKid, type LogFn } from "../log";
+import { BoundedMap } from "../lib/bounded-map";
+import { safeKid, type LogFn } from "../lib/log";
 import { isCanonicalBase64url } from "./jws";
 
 /**
@@ -157,6 +158,9 @@ export async function toKeyRecord(jwk: JWK): Promise<KeyRecord> {
   return { jwk, kid: jwk.kid, thumbprint: await calculateJwkThumbprint(jwk, "sha256") };
 }
 
+/** Imported keys kept per isolate (all issuers): the least recently used go first. */
+const IMPORTED_KEYS_LIMIT = 256;
+
 /**
  * Imported keys per isolate, by issuer + thumbprint + algorithm: imports are the costly part of a cold
  * verification. Only settled keys are shared; a pending import is never awaited by another request, since
@@ -164,15 +168,13 @@ export async function toKeyRecord(jwk: JWK): Promise<KeyRecord> {
  * Bounded so a key-churning issuer cannot grow it without limit.
  */
 export class ImportedKeys {
-  readonly #keys = new Map<string, CryptoKey>();
-  constructor(private readonly limit = 256) {}
+  readonly #keys = new BoundedMap<string, CryptoKey>(IMPORTED_KEYS_LIMIT);
 
   async get(issuer: string, record: KeyRecord, alg: Algorithm): Promise<CryptoKey> {
     const id = `${issuer}\n${record.thumbprint}\n${alg}`;
     const cached = this.#keys.get(id);
     if (cached) return cached;
     const key = (await importJWK(record.jwk, alg)) as CryptoKey;
-    if (this.#keys.size >= this.limit) this.#keys.clear();
     this.#keys.set(id, key);
     return key;
   }

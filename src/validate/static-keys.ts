@@ -1,7 +1,7 @@
 import { calculateJwkThumbprint, exportJWK, importSPKI, importX509, type JWK } from "jose";
 import type { IssuerConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
-import type { KeySetDeps } from "./jwks";
+import type { Deps } from "../lib/deps";
 import { distinctKeys, toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 
 /**
@@ -15,14 +15,14 @@ export class StaticKeySet {
 
   constructor(private readonly issuer: IssuerConfig) {}
 
-  async keys(deps: KeySetDeps): Promise<KeyRecord[]> {
+  async keys(deps: Deps): Promise<KeyRecord[]> {
     // Loading is pure CPU work; only the settled result is shared between requests.
     this.#records ??= await this.#load(deps);
     return this.#records;
   }
 
   /** Static keys never change: a `kid` they lack stays unknown, with no fetch. */
-  keysAfterMiss(deps: KeySetDeps): Promise<KeyRecord[]> {
+  keysAfterMiss(deps: Deps): Promise<KeyRecord[]> {
     return this.keys(deps);
   }
 
@@ -30,7 +30,7 @@ export class StaticKeySet {
     return "fresh";
   }
 
-  async #load(deps: KeySetDeps): Promise<KeyRecord[]> {
+  async #load(deps: Deps): Promise<KeyRecord[]> {
     const records: KeyRecord[] = [];
     for (const [index, entry] of (this.issuer.keys ?? []).entries()) {
       try {

@@ -1,5 +1,6 @@
-import type { JWTPayload } from "jose";
-import type { Algorithm } from "../config/schema";
+import { BoundedMap } from "../lib/bounded-map";
+import { sha256Base64 } from "../lib/digest";
+import type { VerifiedToken } from "./jwt";
 
 /**
  * The verified-token cache: successful JWT verifications, per isolate, keyed by a SHA-256 of the token, so
@@ -11,33 +12,29 @@ import type { Algorithm } from "../config/schema";
  * entries go first.
  */
 
-export interface CachedVerification {
-  issuer: string;
-  claims: JWTPayload;
-  kid: string | undefined;
-  alg: Algorithm;
-  /** The verifying key's thumbprint, or the HMAC secret's fingerprint (see `VerifiedToken`). */
-  thumbprint: string;
-}
+/** What a hit gives back: the verification as `JwtVerifier.verify` returned it. */
+export type CachedVerification = VerifiedToken;
 
 interface Entry extends CachedVerification {
   expiresAt: number;
 }
 
 export class VerifiedTokenCache {
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries: BoundedMap<string, Entry>;
 
   constructor(
-    private readonly maxEntries: number,
+    maxEntries: number,
     private readonly maxTtlMs: number,
-  ) {}
+  ) {
+    this.#entries = new BoundedMap(maxEntries);
+  }
 
   get(key: string, now: number): CachedVerification | undefined {
     const entry = this.#entries.get(key);
-    if (!entry) return undefined;
-    this.#entries.delete(key);
-    if (now >= entry.expiresAt) return undefined;
-    this.#entries.set(key, entry); // most recently used last
+    if (entry && now >= entry.expiresAt) {
+      this.#entries.delete(key);
+      return undefined;
+    }
     return entry;
   }
 
@@ -45,7 +42,6 @@ export class VerifiedTokenCache {
     const exp = typeof verified.claims.exp === "number" ? (verified.claims.exp + clockTolerance) * 1000 : now;
     const expiresAt = Math.min(exp, now + this.maxTtlMs);
     if (expiresAt <= now) return;
-    if (this.#entries.size >= this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     this.#entries.set(key, { ...verified, expiresAt });
   }
 
@@ -54,10 +50,5 @@ export class VerifiedTokenCache {
   }
 }
 
-/** The cache key: SHA-256 of the token, base64url; the token itself is never kept. */
-export async function tokenKey(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token)));
-  let binary = "";
-  for (const byte of digest) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
+/** The cache key: SHA-256 of the token (padded base64, memory only); the token itself is never kept. */
+export const tokenKey = (token: string): Promise<string> => sha256Base64(token);

@@ -5,7 +5,8 @@ import { requireClaims } from "./claims";
 import { Introspector } from "./introspection";
 import { decryptNested } from "./jwe";
 import { compactJwsHeader } from "./jws";
-import { JwtVerifier, keySetDeps, type VerifyDeps } from "./jwt";
+import type { Deps } from "../lib/deps";
+import { issuerDeps, JwtVerifier } from "./jwt";
 import { tokenKey, VerifiedTokenCache, type CachedVerification } from "./token-cache";
 
 /**
@@ -21,13 +22,33 @@ export interface ValidatedToken {
   via: "jwt" | "jwt_cached" | "introspection" | "jwt+introspection" | "jwt_cached+introspection";
 }
 
+/**
+ * The issuer that introspects an opaque token: the first whose `token_prefixes` the token starts with, else
+ * the one taking all other opaque tokens (if any). The validator and explain both choose with this.
+ */
+export class OpaqueTokenIssuers {
+  readonly #prefixed: IssuerConfig[];
+  readonly #catchAll: IssuerConfig | undefined;
+
+  constructor(issuers: readonly IssuerConfig[]) {
+    const opaque = issuers.filter((issuer) => issuer.introspection?.opaque_tokens);
+    this.#prefixed = opaque.filter((issuer) => issuer.introspection!.token_prefixes);
+    this.#catchAll = opaque.find((issuer) => !issuer.introspection!.token_prefixes);
+  }
+
+  for(token: string): IssuerConfig | undefined {
+    return this.#prefixed.find((candidate) => candidate.introspection!.token_prefixes!.some((prefix) => token.startsWith(prefix))) ?? this.#catchAll;
+  }
+}
+
+/** Whether a JWT is also introspected: its issuer says `introspection.jwts`, or the route says `introspect`. */
+export const introspectsJwt = (issuer: IssuerConfig, options: { introspect: boolean }): boolean => issuer.introspection?.jwts === true || options.introspect;
+
 export class TokenValidator {
   readonly #jwt: JwtVerifier;
   readonly #issuers: Map<string, IssuerConfig>;
   readonly #introspectors = new Map<string, Introspector>();
-  /** Issuers taking opaque tokens by prefix, then the one taking all others (if any). */
-  readonly #prefixed: IssuerConfig[];
-  readonly #catchAll: IssuerConfig | undefined;
+  readonly #opaque: OpaqueTokenIssuers;
   readonly #cache: VerifiedTokenCache | undefined;
   readonly #decrypting: IssuerConfig[];
 
@@ -37,16 +58,14 @@ export class TokenValidator {
     this.#issuers = new Map(issuers.map((issuer) => [issuer.issuer, issuer]));
     for (const issuer of issuers) if (issuer.introspection) this.#introspectors.set(issuer.issuer, new Introspector(issuer));
     this.#decrypting = issuers.filter((issuer) => issuer.decryption);
-    const opaque = issuers.filter((issuer) => issuer.introspection?.opaque_tokens);
-    this.#prefixed = opaque.filter((issuer) => issuer.introspection!.token_prefixes);
-    this.#catchAll = opaque.find((issuer) => !issuer.introspection!.token_prefixes);
+    this.#opaque = new OpaqueTokenIssuers(issuers);
   }
 
   get jwt(): JwtVerifier {
     return this.#jwt;
   }
 
-  async validate(token: string, options: { introspect: boolean }, deps: VerifyDeps): Promise<ValidatedToken> {
+  async validate(token: string, options: { introspect: boolean }, deps: Deps): Promise<ValidatedToken> {
     const segments = token.split(".");
     if (this.#decrypting.length && segments.length === 5) {
       const { jwt, issuer } = await decryptNested(token, this.#decrypting, deps.binding);
@@ -65,11 +84,11 @@ export class TokenValidator {
       const verified = hit ?? (await this.#verifyJwt(token, key, deps, header));
       const issuer = this.#issuers.get(verified.issuer)!;
       const via = verified.cached ? "jwt_cached" : "jwt";
-      if (!(issuer.introspection?.jwts || options.introspect)) return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via };
+      if (!introspectsJwt(issuer, options)) return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via };
       await this.#introspect(issuer, token, deps);
       return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via: `${via}+introspection` };
     }
-    const issuer = this.#prefixed.find((candidate) => candidate.introspection!.token_prefixes!.some((prefix) => token.startsWith(prefix))) ?? this.#catchAll;
+    const issuer = this.#opaque.for(token);
     if (!issuer) throw invalidToken("malformed_token");
     const claims = await this.#introspect(issuer, token, deps);
     // The answer is the identity here (for a JWT it is the JWT's claims, checked in jwt.ts).
@@ -78,21 +97,21 @@ export class TokenValidator {
   }
 
   /** JWT verification, stored in the verified-token cache when on (successes only; time re-checked on every hit). */
-  async #cacheHit(key: string, deps: VerifyDeps): Promise<(CachedVerification & { cached: true }) | undefined> {
+  async #cacheHit(key: string, deps: Deps): Promise<(CachedVerification & { cached: true }) | undefined> {
     const hit = this.#cache!.get(key, deps.now());
     return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.alg, hit.thumbprint, deps)) ? { ...hit, cached: true } : undefined;
   }
 
-  async #verifyJwt(token: string, key: string | undefined, deps: VerifyDeps, header: ProtectedHeaderParameters | undefined): Promise<CachedVerification & { cached?: true }> {
+  async #verifyJwt(token: string, key: string | undefined, deps: Deps, header: ProtectedHeaderParameters | undefined): Promise<CachedVerification & { cached?: true }> {
     const verified = await this.#jwt.verify(token, deps, header);
     if (this.#cache && key !== undefined) this.#cache.set(key, verified, this.#issuers.get(verified.issuer)!.clock_tolerance, deps.now());
     return verified;
   }
 
-  #introspect(issuer: IssuerConfig, token: string, deps: VerifyDeps): Promise<JWTPayload> {
+  #introspect(issuer: IssuerConfig, token: string, deps: Deps): Promise<JWTPayload> {
     const introspector = this.#introspectors.get(issuer.issuer);
     // Configuration validation guarantees an introspector wherever one is asked for.
     if (!introspector) throw invalidToken("introspection_not_configured");
-    return introspector.introspect(token, { ...keySetDeps(issuer, deps), binding: deps.binding });
+    return introspector.introspect(token, issuerDeps(issuer, deps));
   }
 }

@@ -1,3 +1,5 @@
+import { BoundedMap } from "../lib/bounded-map";
+
 /**
  * What a flood of unknown tokens may cost an upstream token-check endpoint, per isolate and issuer: a
  * token bucket of calls (`introspection.max_calls_per_minute`); a bounded memory of the tokens seen active
@@ -35,24 +37,10 @@ export class CallBudget {
   }
 }
 
-/** A bounded set of keys; the least recently added go first. */
-export class RecentKeys {
-  readonly #keys = new Set<string>();
-
-  constructor(private readonly limit: number) {}
-
-  has(key: string): boolean {
-    return this.#keys.has(key);
-  }
-
+/** A bounded set of keys: adding one again makes it the newest, and the least recently added go first. */
+export class RecentKeys extends BoundedMap<string, true> {
   add(key: string): void {
-    this.#keys.delete(key);
-    if (this.#keys.size >= this.limit) this.#keys.delete(this.#keys.values().next().value!);
-    this.#keys.add(key);
-  }
-
-  delete(key: string): void {
-    this.#keys.delete(key);
+    this.set(key, true);
   }
 }
 

@@ -3,7 +3,7 @@ import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load";
 import type { PortcullisConfig } from "../../src/config/schema";
-import { explain } from "../../src/policy/explain";
+import { explain } from "../../src/pipeline/explain";
 import { baseConfig, bearer, expectRejected, mint, originSaw, setup, type Fixture, type Gate, type TestKey } from "../helpers";
 
 /**

@@ -2,8 +2,8 @@ import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load";
 import type { PortcullisConfig } from "../../src/config/schema";
-import { explain } from "../../src/policy/explain";
-import { baseConfig, bearer, mint, setup, type Fixture } from "../helpers";
+import { explain } from "../../src/pipeline/explain";
+import { AUDIENCE, baseConfig, bearer, mint, nowSeconds, setup, type Fixture } from "../helpers";
 
 /** `explain` tells the gate's decision without sending anything; this checks it agrees with the gate. */
 
@@ -74,5 +74,40 @@ describe("explain", () => {
     });
     expect(explain(parsed.config, { method: "GET", url: "/items/1", claims: { iss: "https://other/" } })).toMatchObject({ decision: "deny", status: 401, reason: "issuer_unknown" });
     expect(explain(parsed.config, { method: "GET", url: "/beta/1", claims: { iss: "https://issuer.test/" } })).toMatchObject({ decision: "allow", report_only: true, status: 403 });
+  });
+
+  it("with a token: the checks made without keys, in the verifier's order, and what it could not check", async () => {
+    const { key, fixture } = await setup();
+    const parsed = parseConfig(config(fixture));
+    if (!parsed.ok) throw new Error("config");
+    const valid = explain(parsed.config, { method: "GET", url: "/items/1", token: await mint(key) });
+    expect(valid).toMatchObject({ decision: "allow", reason: "requirements_met", token: { kind: "jwt", issuer: "https://issuer.test/" } });
+    expect(valid.token!.checks.map((check) => [check.check.split(":")[0], check.passed])).toEqual([
+      ["structure", true],
+      ["issuer", true],
+      ["header", true],
+      ["typ", true],
+      ["claims (jose)", true],
+      ["claims", true],
+    ]);
+    expect(valid.token!.not_checked).toEqual(expect.arrayContaining(["signature", "key selection and key policy"]));
+    const expired = explain(parsed.config, { method: "GET", url: "/items/1", token: await mint(key, { exp: nowSeconds() - 120 }) });
+    expect(expired).toMatchObject({ decision: "deny", status: 401, reason: "token_expired" });
+    expect(expired.token!.checks.at(-1)).toMatchObject({ passed: false, reason: "token_expired" });
+    const wrongType = explain(parsed.config, { method: "GET", url: "/items/1", token: await mint(key, {}, { typ: "JWT" }) });
+    expect(wrongType).toMatchObject({ decision: "deny", reason: "typ_not_allowed" });
+    expect(explain(parsed.config, { method: "GET", url: "/items/1", token: "opaque-token" })).toMatchObject({ decision: "deny", status: 401, reason: "malformed_token", token: { kind: "opaque" } });
+  });
+
+  it("a tenant-templated issuer: the tenant's token is selected as the gate selects it", async () => {
+    const tenant = "11111111-1111-4111-8111-111111111111";
+    const { key, fixture } = await setup();
+    const parsed = parseConfig({ ...config(fixture), issuers: [{ issuer: "https://login.test/{tenantid}/v2.0", tenants: [tenant], audiences: [AUDIENCE], jwks_uri: fixture.jwksUri, algorithms: ["ES256"] }] });
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+    const token = (tid: string, iss = `https://login.test/${tid}/v2.0`) => mint(key, { iss, tid, scope: "items:read" });
+    expect(explain(parsed.config, { method: "GET", url: "/items/1", token: await token(tenant) })).toMatchObject({ decision: "allow", token: { issuer: "https://login.test/{tenantid}/v2.0" } });
+    const other = "22222222-2222-4222-8222-222222222222";
+    expect(explain(parsed.config, { method: "GET", url: "/items/1", token: await token(other) })).toMatchObject({ decision: "deny", reason: "tenant_not_allowed" });
+    expect(explain(parsed.config, { method: "GET", url: "/items/1", token: await token(other, `https://login.test/${tenant}/v2.0`) })).toMatchObject({ decision: "deny", reason: "tenant_mismatch" });
   });
 });

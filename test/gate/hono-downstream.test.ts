@@ -2,7 +2,8 @@ import { Hono } from "hono";
 import { methodOverride } from "hono/method-override";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load";
-import { createGate, type PortcullisVariables } from "../../src/middleware";
+import { honoMiddleware, type PortcullisVariables } from "../../src/hono";
+import { createGate } from "../../src/pipeline/gate";
 import { baseConfig, bearer, Fixture, makeKey, mint } from "../helpers";
 
 /**
@@ -19,7 +20,7 @@ async function appWithHandlers() {
   if (!parsed.ok) throw new Error("config");
   const gate = createGate(parsed.config, { log: () => {} });
   const app = new Hono<{ Variables: PortcullisVariables }>();
-  app.use("*", gate.middleware);
+  app.use("*", honoMiddleware(gate));
   // Hono's own method-override middleware reads `_method` from the query: after the gate it must find none.
   app.use("*", methodOverride({ app, query: "_method" }));
   app.all("*", (c) => c.json({ method: c.req.method, url: c.req.url, override: c.req.query("_method") ?? null, token: c.req.query("access_token") ?? null }));

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { PortcullisConfig } from "../../src/config/schema";
-import { sha256Hex } from "../../src/validate/jwks";
+import { sha256Hex } from "../../src/lib/digest";
 import { AUDIENCE, baseConfig, bearer, expectRejected, Fixture, ISSUER, makeGate, originSaw, type Gate } from "../helpers";
 import { githubToken } from "../provider-tokens";
 

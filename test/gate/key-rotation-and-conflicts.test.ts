@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { base64url, exportJWK, SignJWT, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
-import { keySetKvNames, sha256Hex } from "../../src/validate/jwks";
+import { sha256Hex } from "../../src/lib/digest";
+import { keySetKvNames } from "../../src/validate/jwks";
 import { AUDIENCE, baseConfig, bearer, expectRejected, Fixture, ISSUER, makeGate, makeKey, mint as mintNow, signRaw, type Gate, type TestKey } from "../helpers";
 
 /**

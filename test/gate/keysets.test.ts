@@ -1,7 +1,7 @@
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load";
-import { createGate } from "../../src/middleware";
+import { createGate } from "../../src/pipeline/gate";
 import { metadataUrls } from "../../src/validate/discovery";
 import { cacheMaxAge } from "../../src/validate/fetch-json";
 import worker from "../../src/worker";

@@ -1,7 +1,8 @@
 import type { ResolvedConfig } from "../config/schema";
 
 /**
- * RFC 9728 OAuth 2.0 Protected Resource Metadata. The document lives at the resource identifier with
+ * RFC 9728 OAuth 2.0 Protected Resource Metadata: the document the gate serves (a local answer, local.ts)
+ * and the URL every Bearer challenge names. The document lives at the resource identifier with
  * `/.well-known/oauth-protected-resource` inserted between host and path (section 3.1).
  */
 export function metadataUrl(resource: string): URL {

@@ -1,0 +1,30 @@
+// Portcullis as the bench runs it (rows 2, 3 and 3b): one issuer, one route, and the token cache off, at its
+// defaults, or at its defaults without the per-request log line.
+import { ALGS, AUDIENCE, SCOPE } from "./constants.mjs";
+
+/** PORTCULLIS_CONFIG for the Worker `who` (its JWKS fetches are counted under that name). */
+export function portcullisConfig(issuer, who, tokenCache, extra = {}) {
+  return {
+    realm: "bench",
+    issuers: [{ issuer: issuer.url, audiences: [AUDIENCE], jwks_uri: issuer.jwksUri(who), algorithms: ALGS }],
+    routes: [{ path: "/v1/**", methods: ["GET"], scopes: [SCOPE] }],
+    ...(tokenCache === undefined ? {} : { token_cache: tokenCache }),
+    ...extra,
+  };
+}
+
+export function portcullisWorkerSpecs({ bundle, issuer, origin }) {
+  const spec = (name, tokenCache, extra) => ({
+    name,
+    script: bundle.script,
+    bindings: { ORIGIN_URL: origin.url, PORTCULLIS_CONFIG: portcullisConfig(issuer, name, tokenCache, extra) },
+    kv: `kv-${name}`,
+  });
+  return [
+    spec("pc-nocache", { enabled: false }),
+    // The cache's defaults (enabled, max_entries, max_ttl): the field is left out, as a user would.
+    spec("pc-cache", undefined),
+    // The cache's defaults again, without a log line per allowed request (`log.allowed = false`).
+    spec("pc-quiet", undefined, { log: { allowed: false } }),
+  ];
+}

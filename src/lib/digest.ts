@@ -1,0 +1,21 @@
+/**
+ * SHA-256 digests of text, one function per encoding in use. Every digest the gate makes is made here,
+ * except the assertion's header digest: `headersDigest` in origin/verify-assertion.ts defines that binding
+ * for both sides (the gate mints with it, the origin checks with it), and that file ships standalone
+ * (`portcullis/origin`, jose its only import), so it keeps its own SHA-256, base64url by jose's encoder.
+ */
+
+const digest = async (text: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+
+/** Lower-case hex: KV names and the HMAC secret fingerprint (stored names, so their bytes never change). */
+export async function sha256Hex(text: string): Promise<string> {
+  return Array.from(await digest(text), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Padded standard base64: the verified-token cache key (memory only; the encoding it always had). */
+export async function sha256Base64(text: string): Promise<string> {
+  let binary = "";
+  for (const byte of await digest(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+

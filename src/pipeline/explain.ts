@@ -1,0 +1,230 @@
+import { UnsecuredJWT, type JWTClaimVerificationOptions, type JWTPayload } from "jose";
+import type { IssuerConfig, ResolvedConfig, RouteConfig } from "../config/schema";
+import { GateError, invalidToken } from "../errors/errors";
+import { extractBearer } from "../extract/bearer";
+import { normalizeHost, type CompiledRoute } from "../policy/routes";
+import { checkTokenFormat } from "../validate/introspection";
+import { checkHeader, compactJwsHeader, parseCompactJws } from "../validate/jws";
+import { checkExtraClaims, checkType, IssuerSelector, joseReason, jwtIssuer, takesJwts, verifyOptions, type JwtIssuer } from "../validate/jwt";
+import { introspectsJwt, OpaqueTokenIssuers } from "../validate/token";
+import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
+import { toIdentity, type Identity } from "./identity";
+import { localAnswers } from "./local";
+import { canonicalRequest, checkMethodOverride, corsPreflight, extractOptions } from "./request";
+
+/**
+ * What the gate would decide for a request, step by step, without sending anything. Operators run it
+ * before deploying (`npm run explain`); tests hold it to the gate. It takes the gate's own steps: the
+ * canonical request (request.ts), extraction, the decision (decide.ts); for a token, every check the
+ * verifier makes that needs no key, with the verifier's own functions in the verifier's order (structure,
+ * issuer selection, header, `typ`, jose's claim-set validation, the extra claim checks). What needs keys or
+ * an upstream (signature, key selection, key sets, introspection, decryption) is listed as not checked, and
+ * the decision assumes it passes.
+ */
+
+export interface ExplainRequest {
+  method: string;
+  /** Absolute URL, or a path (host `localhost`). */
+  url: string;
+  /** The token as presented (sent as `Authorization: Bearer`), checked as far as it can be without keys. */
+  token?: string;
+  /**
+   * Without `token`: claims taken as verified, so only the policy is checked. With an opaque or encrypted
+   * token: what its introspection or decryption would give (default none).
+   */
+  claims?: JWTPayload;
+  /** Request headers: CORS preflight headers, method overrides, an `Authorization` header. */
+  headers?: HeadersInit;
+  /** Milliseconds since the epoch for the time checks; default the current time. */
+  now?: number;
+}
+
+export interface TokenCheck {
+  check: string;
+  passed: boolean;
+  /** Why it failed. */
+  reason?: string;
+}
+
+export interface TokenReport {
+  kind: "jwt" | "opaque" | "jwe";
+  /** The configured issuer that would validate it (for an opaque token: introspect it). */
+  issuer?: string;
+  /** The checks made, in the verifier's order, up to the first that failed. */
+  checks: TokenCheck[];
+  /** What only the gate can check (keys, upstreams): the decision assumes these pass. */
+  not_checked: string[];
+}
+
+export interface Explanation {
+  method: string;
+  host: string;
+  path?: string;
+  rule?: string;
+  requirement?: string;
+  decision: "allow" | "deny";
+  status?: number;
+  reason: string;
+  report_only?: boolean;
+  scopes?: string[];
+  /** Present when the request carries a token. */
+  token?: TokenReport;
+}
+
+type Heading = Pick<Explanation, "method" | "host" | "path" | "rule" | "requirement">;
+
+/** The subject a token or given claims stand for, and the issuer that would have verified it. */
+interface Subject {
+  identity: Identity;
+  issuer: IssuerConfig;
+}
+
+export function explain(config: ResolvedConfig, input: ExplainRequest): Explanation {
+  const url = new URL(input.url, "https://localhost");
+  const method = input.method.toUpperCase();
+  const headers = new Headers(input.headers);
+  if (input.token !== undefined) headers.set("authorization", `Bearer ${input.token}`);
+  const heading: Heading = { method, host: normalizeHost(url.host, url.protocol) };
+  const local = localAnswers(config)(url, method);
+  if (local) return { ...heading, path: url.pathname, decision: "allow", reason: local.outcome };
+  const rules = compileRules(config);
+  let report: TokenReport | undefined;
+  try {
+    const request = canonicalRequest(method, url, rules.paths, config);
+    heading.path = request.path;
+    checkMethodOverride(request, headers, config.methods);
+    const preflight = corsPreflight({ method, headers, body: null }, request, rules.routes, rules.paths, config.methods);
+    if (preflight) {
+      const decision = decidePreflight(rules, request, preflight);
+      if (decision.rule) {
+        heading.rule = decision.rule;
+        heading.requirement = `CORS preflight for ${preflight}: forwarded without a token, CORS request headers only`;
+      }
+      return explained(heading, decision, undefined);
+    }
+    const bearer = extractBearer({ headers, url: url.href }, extractOptions(config), url);
+    const route = matchRule(rules, request);
+    heading.rule = route.name;
+    heading.requirement = describe(route.rule);
+    let subject: Subject | undefined;
+    if (bearer) {
+      report = { kind: "jwt", checks: [], not_checked: [] };
+      subject = checkOffline(config, bearer.token, route, input, report);
+    } else if (input.claims) {
+      subject = verifiedClaims(config, input.claims);
+    }
+    return { ...explained(heading, decide(route, subject?.identity, subject?.issuer), subject?.identity), ...(report ? { token: report } : {}) };
+  } catch (error) {
+    if (!(error instanceof GateError)) throw error;
+    return { ...heading, decision: "deny", status: error.status, reason: error.reason, ...(report ? { token: report } : {}) };
+  }
+}
+
+function explained(heading: Heading, decision: Decision, identity: Identity | undefined): Explanation {
+  const scopes = identity ? { scopes: [...identity.scopes] } : {};
+  if (decision.outcome === "deny") return { ...heading, ...scopes, decision: "deny", status: decision.status, reason: decision.reason };
+  if (decision.report_only) return { ...heading, ...scopes, decision: "allow", status: decision.would!.status, reason: decision.would!.reason, report_only: true };
+  return { ...heading, ...scopes, decision: "allow", reason: decision.reason };
+}
+
+/**
+ * The token's offline checks, routed as the validator routes it (validate/token.ts `validate`): a
+ * five-part token with decrypting issuers configured is a nested JWE; a token with a JWS header (or any
+ * other five-part token) a JWT; anything else opaque.
+ */
+function checkOffline(config: ResolvedConfig, token: string, route: CompiledRoute, input: ExplainRequest, report: TokenReport): Subject {
+  const segments = token.split(".");
+  const decrypting = config.issuers.filter((issuer) => issuer.decryption);
+  if (decrypting.length && segments.length === 5) return encrypted(config, decrypting, input.claims ?? {}, report);
+  const header = compactJwsHeader(token, segments);
+  if (header || segments.length === 5) return jwt(config, token, segments, header, route, input.now ?? Date.now(), report);
+  return opaque(config, token, input.claims ?? {}, report);
+}
+
+/** JwtVerifier.verify's checks except key selection and the signature, with its functions, in its order. */
+function jwt(config: ResolvedConfig, token: string, segments: string[], decoded: ReturnType<typeof compactJwsHeader>, route: CompiledRoute, now: number, report: TokenReport): Subject {
+  report.not_checked.push("key selection and key policy", "signature", "key set availability (JWKS fetch, KV)");
+  const { header, claims } = step(report, "structure: compact JWS, canonical base64url", () => parseCompactJws(token, decoded));
+  const { issuer, tenant } = step(report, "issuer: iss names a configured issuer (or an allowed tenant)", () => {
+    if (typeof claims.iss !== "string") throw invalidToken("issuer_missing");
+    return new IssuerSelector(config.issuers.filter(takesJwts).map(jwtIssuer)).select(claims.iss);
+  });
+  report.issuer = issuer.config.issuer;
+  if (introspectsJwt(issuer.config, { introspect: route.rule.introspect })) report.not_checked.push("introspection (revocation)");
+  const alg = step(report, "header: alg allowed, no crit, no b64, kid", () => checkHeader(header, issuer.config.algorithms));
+  step(report, "typ", () => checkType(header, issuer));
+  const options = verifyOptions(issuer.config, claims.iss as string, alg, now);
+  const payload = step(report, "claims (jose): exp, nbf, aud, iss", () => joseClaims(segments[1]!, options));
+  step(report, `claims: iat, cnf, ID-token claims, required_claims${tenant === undefined ? "" : ", tid"}`, () => checkExtraClaims(payload, issuer.config, now, tenant));
+  return { identity: toIdentity(issuer.config, payload), issuer: issuer.config };
+}
+
+/** The unsecured-JWT header (`{"alg":"none"}`): jose validates the claims of an unsecured JWT exactly as a verified one's. */
+const NONE_HEADER = "eyJhbGciOiJub25lIn0";
+
+/**
+ * jose's own claim-set validation (`validateClaimsSet`, which both `jwtVerify` and `UnsecuredJWT.decode`
+ * apply), on the token's own payload bytes (its second segment), with the verifier's options.
+ */
+function joseClaims(payloadSegment: string, options: JWTClaimVerificationOptions): JWTPayload {
+  try {
+    return UnsecuredJWT.decode(`${NONE_HEADER}.${payloadSegment}.`, options).payload;
+  } catch (error) {
+    throw invalidToken(joseReason(error));
+  }
+}
+
+/** An opaque token: which issuer introspects it, and its local format check; the answer is not known offline. */
+function opaque(config: ResolvedConfig, token: string, claims: JWTPayload, report: TokenReport): Subject {
+  report.kind = "opaque";
+  const issuer = step(report, "an issuer takes opaque tokens like this one", () => {
+    const chosen = new OpaqueTokenIssuers(config.issuers).for(token);
+    if (!chosen) throw invalidToken("malformed_token");
+    return chosen;
+  });
+  report.issuer = issuer.issuer;
+  report.not_checked.push("introspection: whether the authorization server answers active, and with which claims");
+  step(report, "provider token format", () => checkTokenFormat(issuer.introspection!, token));
+  return { identity: toIdentity(issuer, claims), issuer };
+}
+
+/** A nested JWE: nothing inside it can be read without the issuer's private key. */
+function encrypted(config: ResolvedConfig, decrypting: IssuerConfig[], claims: JWTPayload, report: TokenReport): Subject {
+  report.kind = "jwe";
+  report.not_checked.push("decryption (the issuer's private key)", "every check of the JWT inside");
+  const named = typeof claims.iss === "string" ? decrypting.find((issuer) => issuer.issuer === claims.iss) : undefined;
+  const issuer = named ?? decrypting[0]!;
+  return { identity: toIdentity(issuer, claims), issuer };
+}
+
+/** Claims given without a token, taken as verified: the issuer their `iss` selects, nothing else checked. */
+function verifiedClaims(config: ResolvedConfig, claims: JWTPayload): Subject {
+  if (typeof claims.iss !== "string") throw invalidToken("issuer_missing");
+  const { issuer } = new IssuerSelector<JwtIssuer>(config.issuers.map(jwtIssuer)).select(claims.iss);
+  return { identity: toIdentity(issuer.config, claims), issuer: issuer.config };
+}
+
+/** Runs one check and records it: passed, or failed with its reason (the refusal is rethrown). */
+function step<T>(report: TokenReport, check: string, run: () => T): T {
+  try {
+    const result = run();
+    report.checks.push({ check, passed: true });
+    return result;
+  } catch (error) {
+    if (error instanceof GateError) report.checks.push({ check, passed: false, reason: error.reason });
+    throw error;
+  }
+}
+
+/** The rule's requirement in words. */
+export function describe(rule: RouteConfig): string {
+  if (rule.access !== "token") return rule.access;
+  const parts = ["valid token"];
+  if (rule.scopes.length) parts.push(`all of scopes [${rule.scopes.join(" ")}]`);
+  if (rule.scopes_any.length) parts.push(`any of scopes [${rule.scopes_any.join(" ")}]`);
+  for (const c of rule.claims) {
+    const [op, value] = c.equals !== undefined ? ["=", c.equals] : c.one_of !== undefined ? ["in", c.one_of] : ["contains", c.contains];
+    parts.push(`claim ${c.claim} ${op} ${JSON.stringify(value)}`);
+  }
+  return parts.join(", ") + (rule.report_only ? " (report-only)" : "");
+}

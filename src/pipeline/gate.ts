@@ -1,0 +1,208 @@
+import type { ResolvedConfig } from "../config/schema";
+import { errorResponse, type ChallengeOptions } from "../errors/challenge";
+import { GateError } from "../errors/errors";
+import { extractBearer } from "../extract/bearer";
+import { sendToOrigin } from "../forward/origin";
+import { globalFetch } from "../lib/bindings";
+import type { Deps } from "../lib/deps";
+import { consoleLog, type LogFn } from "../lib/log";
+import type { CompiledRoute } from "../policy/routes";
+import { TokenValidator, type ValidatedToken } from "../validate/token";
+import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
+import { DecisionLog, type DecisionLine } from "./decision-log";
+import { forwardedHeaders, toIdentity, type Identity } from "./identity";
+import { localAnswers } from "./local";
+import { metadataUrl } from "./metadata";
+import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, extractOptions, type CanonicalRequest } from "./request";
+
+/**
+ * The gate: the request flow as named steps, in the order the README states. `check` decides and cleans
+ * the headers (or answers: a refusal, a local answer); `forward` sends an allowed request on. Framework-free:
+ * the Worker (worker.ts) calls `handle`, the Hono adapter (hono.ts) adapts `check` and `forward`.
+ */
+
+/** What the gate decided, for the handlers after it (`c.get("portcullis")`). */
+export interface GateDecision {
+  /** The canonical path that was matched; the only path that may be forwarded. */
+  path: string;
+  /** The normalized host the rules were matched on: sent as `X-Forwarded-Host`, bound in the assertion. */
+  host: string;
+  /**
+   * The client's query string as sent, minus method-override parameters and (forward.authorization =
+   * "strip") every `access_token` pair; every other byte unchanged.
+   */
+  search: string;
+  /** The matched rule's name. */
+  rule: string;
+  /** Present when identity headers were set: a verified token on a `token` or `optional` route. */
+  identity?: Identity;
+}
+
+export type { Identity };
+
+/** Either the answer to send now, or the decision and the headers to forward with. */
+export type GateOutcome = { response: Response } | { decision: GateDecision; headers: Headers };
+
+export interface PortcullisOptions {
+  /** Milliseconds since the epoch; injectable for tests. */
+  now?: () => number;
+  /** Used for JWKS requests; defaults to the global `fetch`. */
+  fetch?: typeof fetch;
+  log?: LogFn;
+}
+
+/** The Worker's bindings: `[vars]` (PORTCULLIS_CONFIG, ORIGIN_URL), secrets, KV and services, by name. */
+export interface Env {
+  PORTCULLIS_CONFIG?: unknown;
+  ORIGIN_URL?: string;
+  [binding: string]: unknown;
+}
+
+export type WaitUntil = (promise: Promise<unknown>) => void;
+
+export interface Gate {
+  /** Decides one request. Never throws: every failure is a response (fail closed). */
+  check: (request: Request, env: Env | undefined, waitUntil: WaitUntil) => Promise<GateOutcome>;
+  /**
+   * Sends an allowed request to the origin: `origin` = ORIGIN_URL, undefined = the request's own origin
+   * (route mode). `headers` are the outcome's (they may be added to).
+   */
+  forward: (request: Request, outcome: { decision: GateDecision; headers: Headers }, env: Env | undefined, origin: URL | undefined) => Promise<Response>;
+  /** `check`, then `forward`: the whole Worker. */
+  handle: (request: Request, env: Env | undefined, ctx: { waitUntil(promise: Promise<unknown>): void }, origin: URL | undefined) => Promise<Response>;
+  /** Refreshes each issuer's keys that are past half their life into KV (for a cron trigger). */
+  refreshKeys: (env: Env | undefined, waitUntil: WaitUntil) => Promise<Record<string, string>>;
+  readonly config: ResolvedConfig;
+  readonly log: LogFn;
+  readonly now: () => number;
+}
+
+/** The gate for an already validated configuration (`parseConfig`). */
+export function createGate(config: ResolvedConfig, options: PortcullisOptions = {}): Gate {
+  const log = options.log ?? consoleLog;
+  const now = options.now ?? Date.now;
+  const rules = compileRules(config);
+  const localAnswer = localAnswers(config);
+  const extract = extractOptions(config);
+  const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
+  const validator = new TokenValidator(config.issuers, config.token_cache);
+  const headersFor = forwardedHeaders(config.forward, log);
+  const decisions = new DecisionLog(log, config.log.allowed, now);
+  const jwksFetch = options.fetch ?? globalFetch;
+  const challenge: ChallengeOptions = {
+    realm: config.realm,
+    resourceMetadata: config.resource_metadata && metadataUrl(config.resource_metadata.resource).href,
+  };
+
+  const deps = (env: Env | undefined, waitUntil: WaitUntil): Deps => ({
+    now,
+    fetch: jwksFetch,
+    kv: kvBinding(env, config.kv_binding),
+    waitUntil,
+    log,
+    binding: (name: string) => env?.[name],
+  });
+
+  /**
+   * The steps in the README's order: local answers; the canonical request (path, host, query) and the
+   * method-override policy; a forwarded CORS preflight; token extraction; the rule match; verification of a
+   * presented token; the decision (no token on a token rule, requirements, report-only); identity headers.
+   * Any step refuses by throwing a GateError, answered and logged in one place.
+   */
+  const check: Gate["check"] = async (request, env, waitUntil) => {
+    const started = now();
+    const line: DecisionLine = { method: request.method };
+    try {
+      const url = new URL(request.url);
+      const local = localAnswer(url, request.method);
+      if (local) return answerLocally(local.outcome, await local.respond(env), line);
+      const target = canonicalRequest(request.method, url, rules.paths, config);
+      line.path = target.path;
+      checkMethodOverride(target, request.headers, config.methods);
+      const preflight = corsPreflight(request, target, rules.routes, rules.paths, config.methods);
+      if (preflight) return forwardPreflight(request, url, target, decidePreflight(rules, target, preflight), line, started);
+      const bearer = extractBearer(request, extract, url);
+      const route = matchRule(rules, target);
+      line.rule = route.name;
+      const token = bearer && (await verify(bearer.token, route, env, waitUntil, line));
+      const issuer = token && issuers.get(token.issuer)!;
+      const identity = token && toIdentity(issuer!, token.claims);
+      const decision = decide(route, identity, issuer);
+      if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started);
+      // Identity headers only where a token is asked for or optional: a public route forwards none.
+      const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
+      return allow(request, url, target, decision, forwarded, line, started);
+    } catch (error) {
+      if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started);
+      decisions.failed(line);
+      return { response: errorResponse(challenge, new GateError("server_error", "internal_error")) };
+    }
+  };
+
+  /** Token verification (401/503) with what the rule asks of it (`introspect`). */
+  const verify = async (token: string, route: CompiledRoute, env: Env | undefined, waitUntil: WaitUntil, line: DecisionLine): Promise<ValidatedToken> => {
+    const verified = await validator.validate(token, { introspect: route.rule.introspect }, deps(env, waitUntil));
+    decisions.token(line, verified);
+    return verified;
+  };
+
+  const answerLocally = (outcome: string, response: Response, line: DecisionLine): GateOutcome => {
+    decisions.local(outcome, line);
+    return { response };
+  };
+
+  /** A forwarded preflight: the CORS headers only, so nothing else rides on an authorization without a token. */
+  const forwardPreflight = (request: Request, url: URL, target: CanonicalRequest, decision: Decision, line: DecisionLine, started: number): GateOutcome => {
+    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started);
+    line.rule = decision.rule!;
+    decisions.allowed(decision, line, started);
+    const headers = headersFor(corsRequestHeaders(request.headers), undefined, target.host, url.protocol);
+    return { decision: { path: target.path, host: target.host, search: target.search, rule: decision.rule! }, headers };
+  };
+
+  const allow = (request: Request, url: URL, target: CanonicalRequest, decision: Decision, identity: Identity | undefined, line: DecisionLine, started: number): GateOutcome => {
+    const headers = headersFor(request.headers, identity, target.host, url.protocol);
+    decisions.allowed(decision, line, started);
+    const { path, host, search } = target;
+    const rule = decision.rule!;
+    return { decision: identity ? { path, host, search, rule, identity } : { path, host, search, rule }, headers };
+  };
+
+  /** `refusal` undefined: no credentials were sent, a bare challenge (RFC 6750 3.1). */
+  const refuse = (status: number, reason: string, refusal: GateError | undefined, line: DecisionLine, started: number): GateOutcome => {
+    decisions.denied(status, reason, line, started);
+    return { response: errorResponse(challenge, refusal) };
+  };
+
+  const forward: Gate["forward"] = (request, { decision, headers }, env, origin) =>
+    sendToOrigin({ request, headers, decision, env: env ?? {}, origin, forward: config.forward, log, now });
+
+  return {
+    check,
+    forward,
+    handle: async (request, env, ctx, origin) => {
+      try {
+        const outcome = await check(request, env, (promise) => ctx.waitUntil(promise));
+        return "response" in outcome ? outcome.response : await forward(request, outcome, env, origin);
+      } catch {
+        // `forward` answers its own failures; anything else is a bug, refused like one.
+        const error = new GateError("server_error", "internal_error");
+        log({ event: "forward", outcome: "error", status: error.status, reason: error.reason });
+        return errorResponse({ realm: config.realm }, error);
+      }
+    },
+    refreshKeys: async (env, schedule) => {
+      const results = await validator.jwt.refreshScheduled(deps(env, schedule));
+      log({ event: "jwks_scheduled_refresh", results });
+      return results;
+    },
+    config,
+    log,
+    now,
+  };
+}
+
+function kvBinding(env: Env | undefined, name: string): KVNamespace | undefined {
+  const binding = env?.[name] as KVNamespace | undefined;
+  return binding && typeof binding.get === "function" ? binding : undefined;
+}

@@ -1,0 +1,88 @@
+import type { ResolvedConfig } from "../config/schema";
+import { GateError, invalidRequest } from "../errors/errors";
+import type { ExtractOptions } from "../extract/bearer";
+import { hasMethodOverride } from "../forward/headers";
+import { forwardedQuery } from "../forward/query";
+import { canonicalPath, type PathPolicy } from "../policy/path";
+import { matchRoute, normalizeHost, type CompiledRoute } from "../policy/routes";
+
+/**
+ * The canonical request: what every later step decides on and what is forwarded. The canonical path (400
+ * if ambiguous), the normalized host, the forwarded query, the method-override policy and CORS preflight
+ * detection. The gate and explain both build it here.
+ */
+
+export interface CanonicalRequest {
+  /** The client's method: the method checked is the method forwarded. */
+  method: string;
+  /** The canonical path: the only path that is matched and forwarded. */
+  path: string;
+  /** The normalized host the rules are matched on (`X-Forwarded-Host`, bound in the assertion). */
+  host: string;
+  /** The query as forwarded: method overrides and (forward.authorization = "strip") `access_token` removed. */
+  search: string;
+  /** The client's query carried a method override (removed from `search`). */
+  queryOverride: boolean;
+}
+
+/** The canonical request for `url`; refuses (400) a path an origin could read differently. */
+export function canonicalRequest(method: string, url: URL, paths: PathPolicy, config: ResolvedConfig): CanonicalRequest {
+  const path = canonicalPath(url.pathname, paths);
+  const query = forwardedQuery(url.search, config.forward.authorization === "strip");
+  return { method, path, host: normalizeHost(url.host, url.protocol), search: query.search, queryOverride: query.methodOverride };
+}
+
+/** `methods.override_headers = "reject"`: a method override in the query or the headers is a 400. */
+export function checkMethodOverride(request: CanonicalRequest, headers: Headers, methods: ResolvedConfig["methods"]): void {
+  if (methods.override_headers === "reject" && (request.queryOverride || hasMethodOverride(headers))) throw invalidRequest("method_override");
+}
+
+/** What preflight detection reads of the client's request (a `Request` is one). */
+export interface ClientRequest {
+  method: string;
+  headers: Headers;
+  body: unknown;
+}
+
+/**
+ * The method a CORS preflight announces, when it is forwarded without a token (`methods.cors_preflight =
+ * "forward"`, and no rule naming OPTIONS itself matches: such a rule decides OPTIONS requests, preflights
+ * included, like any other request). Browsers send preflights without credentials or body: one with a body
+ * is refused (400).
+ */
+export function corsPreflight(client: ClientRequest, request: CanonicalRequest, routes: readonly CompiledRoute[], paths: PathPolicy, methods: ResolvedConfig["methods"]): string | undefined {
+  if (methods.cors_preflight !== "forward" || client.method !== "OPTIONS" || !client.headers.has("origin")) return undefined;
+  const announced = client.headers.get("access-control-request-method")?.trim().toUpperCase();
+  if (!announced || !/^[A-Z]+$/.test(announced)) return undefined;
+  if (explicitOptionsRule(matchRoute(routes, request, paths))) return undefined;
+  if (carriesBody(client)) throw new GateError("invalid_request", "preflight_with_body");
+  return announced;
+}
+
+/** A rule that names OPTIONS itself (not through `*`). */
+function explicitOptionsRule(route: CompiledRoute | undefined): boolean {
+  return route !== undefined && route.rule.methods.includes("OPTIONS");
+}
+
+/** Any sign of a request body: a preflight has none (Fetch standard, CORS-preflight fetch). */
+function carriesBody(client: ClientRequest): boolean {
+  const length = client.headers.get("content-length");
+  return (client.body !== null && client.body !== undefined) || client.headers.has("transfer-encoding") || (length !== null && !/^0+$/.test(length.trim()));
+}
+
+/** Client headers a forwarded preflight may carry to the origin: what CORS and content negotiation need, no credentials. */
+const CORS_REQUEST_HEADERS = new Set(["origin", "user-agent", "accept", "accept-language", "referer"]);
+const CORS_REQUEST_PREFIXES = ["access-control-request-", "sec-fetch-"];
+
+export function corsRequestHeaders(client: Headers): Headers {
+  const kept = new Headers();
+  for (const [name, value] of client) {
+    if (CORS_REQUEST_HEADERS.has(name) || CORS_REQUEST_PREFIXES.some((prefix) => name.startsWith(prefix))) kept.set(name, value);
+  }
+  return kept;
+}
+
+/** What token extraction takes from the `token` section. */
+export function extractOptions(config: ResolvedConfig): ExtractOptions {
+  return { maxLength: config.token.max_length, allowQuery: config.token.allow_query, extraCharacters: config.token.extra_characters };
+}
