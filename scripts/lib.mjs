@@ -10,11 +10,20 @@ import { unstable_readConfig } from "wrangler";
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** `[vars]` (or `[env.NAME.vars]`) of the wrangler config; `vars` are not inherited by envs, as in deploy. */
-export function readVars({ config, env }, fail) {
+export function readVars(args, fail) {
+  return readWranglerConfig(args, fail).vars ?? {};
+}
+
+/** The whole wrangler config for `env`, read by wrangler itself; a TOML error keeps its file, line and column. */
+export function readWranglerConfig({ config, env }, fail) {
   const configPath = resolve(config ?? join(ROOT, "wrangler.toml"));
   try {
-    return unstable_readConfig({ config: configPath, env }, { hideWarnings: true }).vars ?? {};
+    return unstable_readConfig({ config: configPath, env }, { hideWarnings: true });
   } catch (error) {
+    const at = error?.location;
+    if (at && typeof at.line === "number") {
+      fail(`${at.file ?? configPath}:${at.line}:${at.column ?? 0}: ${error.text ?? error.message}\n  ${at.lineText ?? ""}`);
+    }
     fail(`${configPath}: ${error.message}`);
   }
 }
