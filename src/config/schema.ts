@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { isAllowedUrl } from "../lib/url";
+import { CLAIM_PATH } from "../lib/claim-path";
 
 /**
  * The configuration schema: the public interface of Portcullis. The same object is read from
@@ -37,7 +38,10 @@ const bounded = (min: number, max: number, fallback: number) =>
   v.optional(v.pipe(v.number(), v.integer("must be a whole number"), v.minValue(min), v.maxValue(max)), fallback);
 const headerName = v.pipe(v.string(), v.regex(/^[a-z0-9-]+$/, "must be a lower-case header name (a-z, 0-9, -)"));
 
-const claimPath = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_:$-]+(\.[A-Za-z0-9_:$-]+)*$/, "must be a dotted claim path"));
+const claimPath = v.pipe(
+  v.string(),
+  v.regex(CLAIM_PATH, "must be a dotted claim path (a name with other characters in brackets: [https://acme.example/roles])"),
+);
 const claimValue = v.union([v.string(), v.number(), v.boolean()], "must be a string, number or boolean");
 
 /** A condition on a verified claim; exactly one operator. */
