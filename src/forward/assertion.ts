@@ -1,4 +1,4 @@
-import { calculateJwkThumbprint, exportJWK, importJWK, SignJWT, type JWK } from "jose";
+import { calculateJwkThumbprint, CompactSign, exportJWK, importJWK, type JWK } from "jose";
 import type { ResolvedConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
 import { SecretKeyRings } from "../lib/secret-keys";
@@ -87,12 +87,10 @@ export async function mintAssertion(ring: KeyRing, config: AssertionConfig, inpu
     ...(input.identity?.clientId ? { client_id: input.identity.clientId } : {}),
     ...(input.identity ? { scope: [...input.identity.scopes].join(" ") } : {}),
   };
-  return new SignJWT(claims)
+  // The registered claims last, in this order: the claims set SignJWT's setters would build, byte for byte,
+  // without pulling jose's claims builder (and its duration parser) into the Worker.
+  const payload = { ...claims, iss: config.issuer, aud: config.audience, iat, exp: iat + config.ttl, jti: crypto.randomUUID() };
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
     .setProtectedHeader({ alg: ring.signer.alg, kid: ring.signer.kid, typ: ASSERTION_TYP })
-    .setIssuer(config.issuer)
-    .setAudience(config.audience)
-    .setIssuedAt(iat)
-    .setExpirationTime(iat + config.ttl)
-    .setJti(crypto.randomUUID())
     .sign(ring.signer.key);
 }

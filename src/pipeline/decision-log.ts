@@ -19,40 +19,38 @@ export interface DecisionLine {
   would?: { status: number; reason: string };
 }
 
-export class DecisionLog {
-  constructor(
-    private readonly log: LogFn,
-    /** `log.allowed`: also a line per allowed request (report-only lines are always written). */
-    private readonly allowedToo: boolean,
-    private readonly now: () => number,
-  ) {}
+export type DecisionLog = ReturnType<typeof decisionLog>;
 
-  /** The token verified: which issuer, key and validation path (never the token or its claims). */
-  token(line: DecisionLine, token: ValidatedToken): void {
-    line.issuer = token.issuer;
-    line.kid = safeKid(token.kid);
-    line.via = token.via;
-  }
+/** `allowedToo`: `log.allowed`, also a line per allowed request (report-only lines are always written). */
+export function decisionLog(log: LogFn, allowedToo: boolean, now: () => number) {
+  return {
+    /** The token verified: which issuer, key and validation path (never the token or its claims). */
+    token(line: DecisionLine, token: ValidatedToken): void {
+      line.issuer = token.issuer;
+      line.kid = safeKid(token.kid);
+      line.via = token.via;
+    },
 
-  /** A local answer (assertion keys, metadata). */
-  local(outcome: string, line: DecisionLine): void {
-    this.log({ event: "decision", outcome, status: 200, ...line });
-  }
+    /** A local answer (assertion keys, metadata). */
+    local(outcome: string, line: DecisionLine): void {
+      log({ event: "decision", outcome, status: 200, ...line });
+    },
 
-  allowed(decision: Decision, line: DecisionLine, started: number): void {
-    if (decision.report_only) {
-      line.report_only = true;
-      line.would = decision.would!;
-    } else if (!this.allowedToo) return;
-    this.log({ event: "decision", outcome: decision.outcome, ...line, ms: this.now() - started });
-  }
+    allowed(decision: Decision, line: DecisionLine, started: number): void {
+      if (decision.report_only) {
+        line.report_only = true;
+        line.would = decision.would!;
+      } else if (!allowedToo) return;
+      log({ event: "decision", outcome: decision.outcome, ...line, ms: now() - started });
+    },
 
-  denied(status: number, reason: string, line: DecisionLine, started: number): void {
-    this.log({ event: "decision", outcome: "deny", status, reason, ...line, ms: this.now() - started });
-  }
+    denied(status: number, reason: string, line: DecisionLine, started: number): void {
+      log({ event: "decision", outcome: "deny", status, reason, ...line, ms: now() - started });
+    },
 
-  /** An unexpected failure: refused too (a bug must never open the gate). */
-  failed(line: DecisionLine): void {
-    this.log({ event: "decision", outcome: "error", status: 500, reason: "internal_error", ...line });
-  }
+    /** An unexpected failure: refused too (a bug must never open the gate). */
+    failed(line: DecisionLine): void {
+      log({ event: "decision", outcome: "error", status: 500, reason: "internal_error", ...line });
+    },
+  };
 }

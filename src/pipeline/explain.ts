@@ -6,7 +6,7 @@ import { normalizeHost, type CompiledRoute } from "../policy/routes";
 import { checkTokenFormat } from "../validate/introspection";
 import { checkHeader, compactJwsHeader, parseCompactJws } from "../validate/jws";
 import { checkExtraClaims, checkType, IssuerSelector, joseReason, jwtIssuer, takesJwts, verifyOptions, type JwtIssuer } from "../validate/jwt";
-import { introspectsJwt, OpaqueTokenIssuers } from "../validate/token";
+import { introspectsJwt, opaqueTokenIssuer } from "../validate/token";
 import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
 import { toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
@@ -178,7 +178,7 @@ function joseClaims(payloadSegment: string, options: JWTClaimVerificationOptions
 function opaque(config: ResolvedConfig, token: string, claims: JWTPayload, report: TokenReport): Subject {
   report.kind = "opaque";
   const issuer = step(report, "an issuer takes opaque tokens like this one", () => {
-    const chosen = new OpaqueTokenIssuers(config.issuers).for(token);
+    const chosen = opaqueTokenIssuer(config.issuers)(token);
     if (!chosen) throw invalidToken("malformed_token");
     return chosen;
   });

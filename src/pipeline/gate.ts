@@ -6,10 +6,9 @@ import { sendToOrigin } from "../forward/origin";
 import { globalFetch } from "../lib/bindings";
 import type { Deps } from "../lib/deps";
 import { consoleLog, type LogFn } from "../lib/log";
-import type { CompiledRoute } from "../policy/routes";
-import { TokenValidator, type ValidatedToken } from "../validate/token";
+import { TokenValidator } from "../validate/token";
 import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
-import { DecisionLog, type DecisionLine } from "./decision-log";
+import { decisionLog, type DecisionLine } from "./decision-log";
 import { forwardedHeaders, toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
 import { metadataUrl } from "./metadata";
@@ -87,7 +86,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
   const validator = new TokenValidator(config.issuers, config.token_cache);
   const headersFor = forwardedHeaders(config.forward, log);
-  const decisions = new DecisionLog(log, config.log.allowed, now);
+  const decisions = decisionLog(log, config.log.allowed, now);
   const jwksFetch = options.fetch ?? globalFetch;
   const challenge: ChallengeOptions = {
     realm: config.realm,
@@ -115,23 +114,32 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
     try {
       const url = new URL(request.url);
       const local = localAnswer(url, request.method);
-      if (local) return answerLocally(local.outcome, await local.respond(env), line);
+      if (local) {
+        const response = await local.respond(env);
+        decisions.local(local.outcome, line);
+        return { response };
+      }
       const target = canonicalRequest(request.method, url, rules.paths, config);
       line.path = target.path;
       checkMethodOverride(target, request.headers, config.methods);
       const preflight = corsPreflight(request, target, rules.routes, rules.paths, config.methods);
-      if (preflight) return forwardPreflight(request, url, target, decidePreflight(rules, target, preflight), line, started);
+      if (preflight) {
+        // A forwarded preflight: the CORS headers only, so nothing else rides on an authorization without a token.
+        const decision = decidePreflight(rules, target, preflight);
+        if (decision.outcome !== "deny") line.rule = decision.rule!;
+        return conclude(decision, corsRequestHeaders(request.headers), undefined, url, target, line, started);
+      }
       const bearer = extractBearer(request, extract, url);
       const route = matchRule(rules, target);
       line.rule = route.name;
-      const token = bearer && (await verify(bearer.token, route, env, waitUntil, line));
+      // Token verification (401/503) with what the rule asks of it (`introspect`).
+      const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, deps(env, waitUntil)));
+      if (token) decisions.token(line, token);
       const issuer = token && issuers.get(token.issuer)!;
       const identity = token && toIdentity(issuer!, token.claims);
-      const decision = decide(route, identity, issuer);
-      if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started);
       // Identity headers only where a token is asked for or optional: a public route forwards none.
       const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
-      return allow(request, url, target, decision, forwarded, line, started);
+      return conclude(decide(route, identity, issuer), request.headers, forwarded, url, target, line, started);
     } catch (error) {
       if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started);
       decisions.failed(line);
@@ -139,29 +147,10 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
     }
   };
 
-  /** Token verification (401/503) with what the rule asks of it (`introspect`). */
-  const verify = async (token: string, route: CompiledRoute, env: Env | undefined, waitUntil: WaitUntil, line: DecisionLine): Promise<ValidatedToken> => {
-    const verified = await validator.validate(token, { introspect: route.rule.introspect }, deps(env, waitUntil));
-    decisions.token(line, verified);
-    return verified;
-  };
-
-  const answerLocally = (outcome: string, response: Response, line: DecisionLine): GateOutcome => {
-    decisions.local(outcome, line);
-    return { response };
-  };
-
-  /** A forwarded preflight: the CORS headers only, so nothing else rides on an authorization without a token. */
-  const forwardPreflight = (request: Request, url: URL, target: CanonicalRequest, decision: Decision, line: DecisionLine, started: number): GateOutcome => {
+  /** The decision answered: refused, or allowed with the headers from `source` (stripped, identity set). */
+  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number): GateOutcome => {
     if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started);
-    line.rule = decision.rule!;
-    decisions.allowed(decision, line, started);
-    const headers = headersFor(corsRequestHeaders(request.headers), undefined, target.host, url.protocol);
-    return { decision: { path: target.path, host: target.host, search: target.search, rule: decision.rule! }, headers };
-  };
-
-  const allow = (request: Request, url: URL, target: CanonicalRequest, decision: Decision, identity: Identity | undefined, line: DecisionLine, started: number): GateOutcome => {
-    const headers = headersFor(request.headers, identity, target.host, url.protocol);
+    const headers = headersFor(source, identity, target.host, url.protocol);
     decisions.allowed(decision, line, started);
     const { path, host, search } = target;
     const rule = decision.rule!;

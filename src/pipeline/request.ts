@@ -54,14 +54,10 @@ export function corsPreflight(client: ClientRequest, request: CanonicalRequest, 
   if (methods.cors_preflight !== "forward" || client.method !== "OPTIONS" || !client.headers.has("origin")) return undefined;
   const announced = client.headers.get("access-control-request-method")?.trim().toUpperCase();
   if (!announced || !/^[A-Z]+$/.test(announced)) return undefined;
-  if (explicitOptionsRule(matchRoute(routes, request, paths))) return undefined;
+  // A rule that names OPTIONS itself (not through `*`) decides it.
+  if (matchRoute(routes, request, paths)?.rule.methods.includes("OPTIONS")) return undefined;
   if (carriesBody(client)) throw new GateError("invalid_request", "preflight_with_body");
   return announced;
-}
-
-/** A rule that names OPTIONS itself (not through `*`). */
-function explicitOptionsRule(route: CompiledRoute | undefined): boolean {
-  return route !== undefined && route.rule.methods.includes("OPTIONS");
 }
 
 /** Any sign of a request body: a preflight has none (Fetch standard, CORS-preflight fetch). */

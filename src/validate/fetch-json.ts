@@ -23,14 +23,11 @@ export interface FetchedJson {
 
 export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
 
-/** How long to wait and how much to read: an issuer's `jwks` or `introspection` `timeout_ms` and `max_bytes`. */
+/** How long to wait and how much to read: an issuer's `jwks` or `introspection` settings, as configured. */
 export interface FetchLimits {
-  timeoutMs: number;
-  maxBytes: number;
+  timeout_ms: number;
+  max_bytes: number;
 }
-
-/** The limits an issuer's `jwks` or `introspection` settings give. */
-export const fetchLimits = (settings: { timeout_ms: number; max_bytes: number }): FetchLimits => ({ timeoutMs: settings.timeout_ms, maxBytes: settings.max_bytes });
 
 export interface JsonRequest {
   method: "POST";
@@ -49,7 +46,7 @@ export async function fetchJson(
   try {
     response = await fetcher(url, {
       redirect: "manual",
-      signal: AbortSignal.timeout(limits.timeoutMs),
+      signal: AbortSignal.timeout(limits.timeout_ms),
       method: request?.method ?? "GET",
       headers: { accept: "application/json, application/jwk-set+json", ...request?.headers },
       ...(request ? { body: request.body } : {}),
@@ -62,7 +59,7 @@ export async function fetchJson(
     const reason = response.status >= 300 && response.status < 400 ? "redirect" : `status_${response.status}`;
     throw new FetchJsonError(reason, { status: response.status, headers: response.headers });
   }
-  const text = await readCapped(response, limits.maxBytes);
+  const text = await readCapped(response, limits.max_bytes);
   try {
     return { body: JSON.parse(text), maxAge: cacheMaxAge(response.headers.get("cache-control")) };
   } catch {

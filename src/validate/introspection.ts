@@ -8,7 +8,7 @@ import { sha256Hex } from "../lib/digest";
 import { KV_MIN_TTL } from "../lib/kv";
 import { refuseIdToken, refuseSenderConstrained } from "./claims";
 import { discoverEndpoint } from "./discovery";
-import { FetchJsonError, fetchJson, fetchLimits, type FetchLimits, type JsonRequest } from "./fetch-json";
+import { FetchJsonError, fetchJson, type FetchLimits, type JsonRequest } from "./fetch-json";
 import { documentLifetime } from "./jwks";
 import { hasProviderFormat } from "./token-format";
 import { CallBudget, rateLimitWait, RecentKeys } from "./upstream-limits";
@@ -134,13 +134,12 @@ export class Introspector {
 
   async #ask(token: string, deps: Deps, now: number): Promise<JWTPayload> {
     const settings = this.issuer.introspection!;
-    const limits = fetchLimits(settings);
     const secret = settings.client_secret === undefined ? undefined : secretText(deps.binding(settings.client_secret));
     if (settings.client_secret !== undefined && secret === undefined) throw new GateError("server_error", "introspection_secret_missing");
     let body: unknown;
     try {
-      const { url, request } = await this.#request(token, secret, deps, now, limits);
-      ({ body } = await fetchJson(deps.fetch, url, limits, request));
+      const { url, request } = await this.#request(token, secret, deps, now, settings);
+      ({ body } = await fetchJson(deps.fetch, url, settings, request));
     } catch (error) {
       const reason = error instanceof FetchJsonError ? error.reason : "network_error";
       // Providers answer "invalid, expired or revoked" with a status instead of `active: false`.

@@ -7,7 +7,7 @@ import { sha256Hex } from "../lib/digest";
 import { KV_MIN_TTL } from "../lib/kv";
 import type { LogFn } from "../lib/log";
 import { discoverEndpoint } from "./discovery";
-import { FetchJsonError, fetchJson, fetchLimits } from "./fetch-json";
+import { FetchJsonError, fetchJson } from "./fetch-json";
 import { distinctKeys, toKeyRecord, unusableReason, type KeyRecord } from "./keys";
 
 /**
@@ -190,7 +190,6 @@ export class KeySetCache {
   }
 
   async #fetch(deps: Deps, now: number): Promise<KeySet> {
-    const limits = fetchLimits(this.issuer.jwks);
     let jwksUri = this.issuer.jwks_uri;
     let jwksUriExpiresAt = Infinity;
     if (!jwksUri) {
@@ -198,13 +197,13 @@ export class KeySetCache {
       if (current && now < current.jwksUriExpiresAt) {
         ({ jwksUri, jwksUriExpiresAt } = current);
       } else {
-        const discovered = await discoverEndpoint(deps.fetch, this.issuer.issuer, "jwks_uri", limits);
+        const discovered = await discoverEndpoint(deps.fetch, this.issuer.issuer, "jwks_uri", this.issuer.jwks);
         jwksUri = discovered.url;
         jwksUriExpiresAt = now + documentLifetime(this.issuer.jwks, discovered.maxAge) * 1000;
         deps.log({ event: "jwks_discovered", issuer: this.issuer.issuer });
       }
     }
-    const { body, maxAge } = await fetchJson(deps.fetch, jwksUri, limits);
+    const { body, maxAge } = await fetchJson(deps.fetch, jwksUri, this.issuer.jwks);
     const keys = await usableKeys(body, this.issuer, deps.log);
     return { keys, fetchedAt: now, expiresAt: now + documentLifetime(this.issuer.jwks, maxAge) * 1000, jwksUri, jwksUriExpiresAt };
   }

@@ -1,4 +1,5 @@
-import { errors, jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from "jose";
+import { jwtVerify, type JWTPayload, type JWTVerifyOptions, type ProtectedHeaderParameters } from "jose";
+import { JOSEAlgNotAllowed, JWSSignatureVerificationFailed, JWTClaimValidationFailed, JWTExpired } from "jose/errors";
 import { TENANT_ID, type Algorithm, type IssuerConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
 import { serviceFetch } from "../lib/bindings";
@@ -241,14 +242,14 @@ export function checkExtraClaims(payload: JWTPayload, config: IssuerConfig, now:
 
 /** jose's claim-set errors as reason codes. */
 export function joseReason(error: unknown): string {
-  if (error instanceof errors.JWTExpired) return "token_expired";
-  if (error instanceof errors.JWTClaimValidationFailed) {
+  if (error instanceof JWTExpired) return "token_expired";
+  if (error instanceof JWTClaimValidationFailed) {
     if (error.claim === "nbf") return "token_not_yet_valid";
     if (error.claim === "aud") return "audience_mismatch";
     if (error.claim === "iss") return "issuer_mismatch";
     return `claim_invalid_${error.claim.replace(/[^a-z_]/gi, "")}`.slice(0, 40);
   }
-  if (error instanceof errors.JWSSignatureVerificationFailed) return "signature_invalid";
-  if (error instanceof errors.JOSEAlgNotAllowed) return "alg_not_allowed";
+  if (error instanceof JWSSignatureVerificationFailed) return "signature_invalid";
+  if (error instanceof JOSEAlgNotAllowed) return "alg_not_allowed";
   return "token_invalid";
 }

@@ -51,4 +51,4 @@ export class VerifiedTokenCache {
 }
 
 /** The cache key: SHA-256 of the token (padded base64, memory only); the token itself is never kept. */
-export const tokenKey = (token: string): Promise<string> => sha256Base64(token);
+export const tokenKey: (token: string) => Promise<string> = sha256Base64;

@@ -26,19 +26,11 @@ export interface ValidatedToken {
  * The issuer that introspects an opaque token: the first whose `token_prefixes` the token starts with, else
  * the one taking all other opaque tokens (if any). The validator and explain both choose with this.
  */
-export class OpaqueTokenIssuers {
-  readonly #prefixed: IssuerConfig[];
-  readonly #catchAll: IssuerConfig | undefined;
-
-  constructor(issuers: readonly IssuerConfig[]) {
-    const opaque = issuers.filter((issuer) => issuer.introspection?.opaque_tokens);
-    this.#prefixed = opaque.filter((issuer) => issuer.introspection!.token_prefixes);
-    this.#catchAll = opaque.find((issuer) => !issuer.introspection!.token_prefixes);
-  }
-
-  for(token: string): IssuerConfig | undefined {
-    return this.#prefixed.find((candidate) => candidate.introspection!.token_prefixes!.some((prefix) => token.startsWith(prefix))) ?? this.#catchAll;
-  }
+export function opaqueTokenIssuer(issuers: readonly IssuerConfig[]): (token: string) => IssuerConfig | undefined {
+  const opaque = issuers.filter((issuer) => issuer.introspection?.opaque_tokens);
+  const prefixed = opaque.filter((issuer) => issuer.introspection!.token_prefixes);
+  const catchAll = opaque.find((issuer) => !issuer.introspection!.token_prefixes);
+  return (token) => prefixed.find((candidate) => candidate.introspection!.token_prefixes!.some((prefix) => token.startsWith(prefix))) ?? catchAll;
 }
 
 /** Whether a JWT is also introspected: its issuer says `introspection.jwts`, or the route says `introspect`. */
@@ -48,7 +40,7 @@ export class TokenValidator {
   readonly #jwt: JwtVerifier;
   readonly #issuers: Map<string, IssuerConfig>;
   readonly #introspectors = new Map<string, Introspector>();
-  readonly #opaque: OpaqueTokenIssuers;
+  readonly #opaque: (token: string) => IssuerConfig | undefined;
   readonly #cache: VerifiedTokenCache | undefined;
   readonly #decrypting: IssuerConfig[];
 
@@ -58,7 +50,7 @@ export class TokenValidator {
     this.#issuers = new Map(issuers.map((issuer) => [issuer.issuer, issuer]));
     for (const issuer of issuers) if (issuer.introspection) this.#introspectors.set(issuer.issuer, new Introspector(issuer));
     this.#decrypting = issuers.filter((issuer) => issuer.decryption);
-    this.#opaque = new OpaqueTokenIssuers(issuers);
+    this.#opaque = opaqueTokenIssuer(issuers);
   }
 
   get jwt(): JwtVerifier {
@@ -88,7 +80,7 @@ export class TokenValidator {
       await this.#introspect(issuer, token, deps);
       return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via: `${via}+introspection` };
     }
-    const issuer = this.#opaque.for(token);
+    const issuer = this.#opaque(token);
     if (!issuer) throw invalidToken("malformed_token");
     const claims = await this.#introspect(issuer, token, deps);
     // The answer is the identity here (for a JWT it is the JWT's claims, checked in jwt.ts).
