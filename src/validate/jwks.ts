@@ -76,7 +76,8 @@ export class KeySetCache {
       this.#refreshAhead(deps, now);
       return this.#current!.keys;
     }
-    return this.#refresh(deps, "expired");
+    // No set yet is a first load, not an expiry: the log says which.
+    return this.#refresh(deps, this.#current ? "expired" : "initial");
   }
 
   /** Called when a token names a `kid` the current set lacks. Returns the set to retry the lookup in. */

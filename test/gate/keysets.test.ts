@@ -52,6 +52,18 @@ describe("freshness", () => {
     expect((await fixture.stats()).jwksFetches).toBe(2);
   });
 
+  it("the first load is logged as initial, a later fetch after expiry as expired", async () => {
+    const key = await makeKey("ES256", "k");
+    const fixture = await servedWith({ "cache-control": "max-age=300" }, key);
+    const time = clock();
+    const gate = makeGate(fixture, withIssuer(fixture, { jwks: { refresh_ahead: 0 } }), { now: time.now });
+    const token = await mint(key);
+    expect((await gate.request("/items/1", { headers: bearer(token) })).status).toBe(200);
+    time.advance(301);
+    expect((await gate.request("/items/1", { headers: bearer(token) })).status).toBe(200);
+    expect(gate.logs.filter((line) => line.event === "jwks_fetch").map((line) => line.reason)).toEqual(["initial", "expired"]);
+  });
+
   it("parses Cache-Control", () => {
     expect(cacheMaxAge("max-age=60, must-revalidate")).toBe(60);
     expect(cacheMaxAge("MAX-AGE=5")).toBe(5);
