@@ -159,7 +159,8 @@ describe("Portcullis end to end (oidc-provider, wrangler dev, loopback origin)",
     expect(as.requests.filter((line) => line.startsWith("GET /.well-known/"))).toEqual(["GET /.well-known/oauth-authorization-server"]);
     expect(as.requests.filter((line) => line === "GET /jwks")).toHaveLength(1);
     await gate.waitForLog((line) => line.event === "jwks_discovered" && line.issuer === as.issuer);
-    expect(gate.logs.filter((line) => line.event === "jwks_fetch")).toEqual([expect.objectContaining({ reason: "expired", keys: 5 })]);
+    // The first load of a key set is logged as `initial` (issue 14: it used to say `expired`).
+    expect(gate.logs.filter((line) => line.event === "jwks_fetch")).toEqual([expect.objectContaining({ reason: "initial", keys: 5 })]);
   });
 
   it("2. a token without the needed scope -> 403 insufficient_scope naming the scope", async () => {
