@@ -40,7 +40,8 @@ export function isMethodOverrideParam(name: string): boolean {
 export function withoutParams(search: string, drop: (name: string) => boolean): string {
   if (search === "") return search;
   const pairs = search.slice(1).split("&");
-  const kept = pairs.filter((pair) => !pairNames(pair).some(drop));
+  // Every name is shown to `drop` (no short-circuit), so a caller can also note what it saw.
+  const kept = pairs.filter((pair) => !pairNames(pair).reduce((dropped, name) => drop(name) || dropped, false));
   if (kept.length === pairs.length) return search;
   const rest = kept.join("&");
   return rest === "" ? "" : `?${rest}`;
@@ -59,9 +60,11 @@ export interface ForwardedQuery {
  * configuration says is stripped.
  */
 export function forwardedQuery(search: string, stripToken: boolean): ForwardedQuery {
-  const withoutOverrides = withoutParams(search, isMethodOverrideParam);
-  return {
-    search: stripToken ? withoutParams(withoutOverrides, (name) => name === "access_token") : withoutOverrides,
-    methodOverride: withoutOverrides !== search,
-  };
+  // One pass over the pairs (this runs on every request with a query).
+  let methodOverride = false;
+  const forwarded = withoutParams(search, (name) => {
+    if (isMethodOverrideParam(name)) return (methodOverride = true);
+    return stripToken && name === "access_token";
+  });
+  return { search: forwarded, methodOverride };
 }

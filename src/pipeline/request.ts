@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from "../config/schema";
-import { GateError, invalidRequest } from "../errors/errors";
+import { invalidRequest } from "../errors/errors";
 import type { ExtractOptions } from "../extract/bearer";
 import { hasMethodOverride } from "../forward/headers";
 import { forwardedQuery } from "../forward/query";
@@ -56,7 +56,7 @@ export function corsPreflight(client: ClientRequest, request: CanonicalRequest, 
   if (!announced || !/^[A-Z]+$/.test(announced)) return undefined;
   // A rule that names OPTIONS itself (not through `*`) decides it.
   if (matchRoute(routes, request, paths)?.rule.methods.includes("OPTIONS")) return undefined;
-  if (carriesBody(client)) throw new GateError("invalid_request", "preflight_with_body");
+  if (carriesBody(client)) throw invalidRequest("preflight_with_body");
   return announced;
 }
 
