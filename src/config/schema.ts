@@ -205,7 +205,7 @@ const RouteSchema = v.strictObject({
     ),
     ["*"],
   ),
-  path: v.pipe(v.string(), v.startsWith("/", "must start with /")),
+  path: v.pipe(v.string(), v.regex(/^\//, "must start with /")),
   /** Only requests for this host (compared normalized: lower case, no trailing dot, no default port). */
   host: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9.-]+\.?(:[0-9]{1,5})?$/, "must be a host name, optionally with a port"))),
   /**
@@ -266,7 +266,7 @@ const ForwardSchema = v.strictObject({
   /** `strip` removes the client's Authorization header before forwarding; `forward` passes it on. */
   authorization: v.optional(v.picklist(["strip", "forward"], "must be strip or forward"), "strip"),
   /** Header namespace for verified claims; every client header in it is removed on every path. */
-  header_prefix: v.optional(v.pipe(headerName, v.endsWith("-", "must end with -")), "x-auth-"),
+  header_prefix: v.optional(v.pipe(headerName, v.regex(/-$/, "must end with -")), "x-auth-"),
   /** Extra claim headers: header name (inside `header_prefix`) -> dotted claim path. */
   claim_headers: v.optional(v.record(headerName, claimPath), {}),
   /** Longest claim header value, in bytes; longer values are dropped (and logged by name). */

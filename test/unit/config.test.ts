@@ -56,6 +56,16 @@ describe("configuration", () => {
     expect(issues["routes.0.scopes.0"]).toMatch(/scope token/);
   });
 
+  it("a route path must start with / and a header prefix end with -, wherever else they have one", () => {
+    for (const path of ["v1/a", "v1/", "", " /v1"]) {
+      expect(issuesOf({ ...minimal, routes: [{ path }] })["routes.0.path"], path).toBe("must start with /");
+    }
+    for (const header_prefix of ["x-auth", "x-auth-id", "-x-auth"]) {
+      expect(issuesOf({ ...minimal, forward: { header_prefix } })["forward.header_prefix"], header_prefix).toBe("must end with -");
+    }
+    expect(parseConfig({ ...minimal, routes: [{ path: "/" }], forward: { header_prefix: "x-a-b-" } }).ok).toBe(true);
+  });
+
   it.each([
     ["http JWKS for a non-loopback host", { jwks_uri: "http://issuer.test/jwks" }, "issuers.0.jwks_uri"],
     ["not a URL", { jwks_uri: "jwks" }, "issuers.0.jwks_uri"],
