@@ -55,10 +55,11 @@ export default defineConfig({
   test: {
     globalSetup: ["./test/setup/global.ts"],
     // Every gate test runs twice: through the Worker's pipeline (what `wrangler deploy` ships) and through
-    // the Hono middleware + forwarder (what library users mount). Unit and Worker-entry tests run once.
+    // the Hono middleware + forwarder (what library users mount). Unit, conformance (the signature layer,
+    // called directly) and Worker-entry tests run once.
     projects: [
       { extends: true, test: { name: "worker", include: ["test/**/*.test.ts"], provide: { mount: "worker" } } },
-      { extends: true, test: { name: "hono", include: ["test/gate/**/*.test.ts", "test/conformance/**/*.test.ts"], provide: { mount: "hono" } } },
+      { extends: true, test: { name: "hono", include: ["test/gate/**/*.test.ts"], provide: { mount: "hono" } } },
     ],
   },
 });

@@ -162,7 +162,14 @@ export async function loadJwsVectors(): Promise<JwsVectors | null> {
     () => false,
   );
   if (!found) {
-    console.warn(`[portcullis] shared JOSE vectors not found at ${dir}; set PORTCULLIS_VECTORS to run the conformance test`);
+    // globalSetup runs once per vitest project: say it once per run.
+    if (!process.env.PORTCULLIS_VECTORS_NOTICE) {
+      process.env.PORTCULLIS_VECTORS_NOTICE = "1";
+      console.warn(
+        `[conformance] the shared JOSE vectors are not at ${dir} (they live beside this repository, not in it): ` +
+          "their 438 cases are not run, only a test saying they are absent. Set PORTCULLIS_VECTORS to the folder to run them.",
+      );
+    }
     return null;
   }
   return { dir, files: await Promise.all(VECTOR_FILES.map((file) => loadFile(dir, file))) };
