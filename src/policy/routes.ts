@@ -151,23 +151,41 @@ function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
 
 /**
  * Pairs of rules that could match the same request with equal precedence: same host, the same pattern
- * (parameter names aside) and overlapping methods (`*` overlaps every list; `GET` covers `HEAD`).
+ * (parameter names aside) and overlapping methods (`*` overlaps every list; `GET` covers `HEAD`). Only rules
+ * of one shape (host + pattern) and one kind of method list can tie, so they are grouped by that key and
+ * compared within their group: linear in the table, not pairwise over it. Pairs come in the order of a
+ * pairwise scan over `routes` (by the first rule's place, then the second's).
  */
 export function findAmbiguities(routes: readonly CompiledRoute[]): [CompiledRoute, CompiledRoute][] {
-  const pairs: [CompiledRoute, CompiledRoute][] = [];
-  for (let i = 0; i < routes.length; i++) {
-    for (let j = i + 1; j < routes.length; j++) {
-      const a = routes[i]!;
-      const b = routes[j]!;
-      if (shapeOf(a) !== shapeOf(b) || (a.methods === "any") !== (b.methods === "any")) continue;
-      if (a.methods === "any" || b.methods === "any" || [...withHead(a.methods)].some((m) => withHead(b.methods as ReadonlySet<string>).has(m))) {
-        // A HEAD rule beside a GET rule is the documented way to treat HEAD apart: not ambiguous.
-        const explicitHeadSplit = a.methods !== "any" && b.methods !== "any" && onlyHeadOverlap(a.methods, b.methods);
-        if (!explicitHeadSplit) pairs.push(a.index < b.index ? [a, b] : [b, a]);
+  const groups = new Map<string, number[]>();
+  routes.forEach((route, position) => {
+    const key = `${route.methods === "any" ? "any" : "listed"}|${shapeOf(route)}`;
+    const group = groups.get(key);
+    if (group) group.push(position);
+    else groups.set(key, [position]);
+  });
+  const found: [number, number][] = [];
+  for (const group of groups.values()) {
+    for (let i = 0; i < group.length; i++) {
+      for (let j = i + 1; j < group.length; j++) {
+        if (tie(routes[group[i]!]!, routes[group[j]!]!)) found.push([group[i]!, group[j]!]);
       }
     }
   }
-  return pairs;
+  found.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  return found.map(([i, j]) => {
+    const a = routes[i]!;
+    const b = routes[j]!;
+    return a.index < b.index ? [a, b] : [b, a];
+  });
+}
+
+/** Two rules of one shape and one kind of method list: whether their methods overlap. */
+function tie(a: CompiledRoute, b: CompiledRoute): boolean {
+  if (a.methods === "any" || b.methods === "any") return true;
+  if (![...withHead(a.methods)].some((m) => withHead(b.methods as ReadonlySet<string>).has(m))) return false;
+  // A HEAD rule beside a GET rule is the documented way to treat HEAD apart: not ambiguous.
+  return !onlyHeadOverlap(a.methods, b.methods);
 }
 
 const withHead = (methods: ReadonlySet<string>) => (methods.has("GET") ? new Set([...methods, "HEAD"]) : methods);
@@ -199,30 +217,96 @@ export function matchRoute(routes: readonly CompiledRoute[], request: RouteReque
 }
 
 function bestMatch(routes: readonly CompiledRoute[], request: RouteRequest, parts: readonly string[]): CompiledRoute | undefined {
-  let viaGet: CompiledRoute | undefined;
-  for (const route of routes) {
+  const index = routeIndex(routes);
+  let viaGet: number | undefined;
+  // The candidates (rules whose pattern matches the path) in precedence order: the first that applies wins.
+  for (const position of candidates(index.root, parts)) {
+    const route = routes[position]!;
     if (route.host !== undefined && route.host !== request.host) continue;
-    if (!pathMatches(route.segments, parts)) continue;
     const direct = route.methods === "any" || route.methods.has(request.method);
-    if (viaGet) {
+    if (viaGet !== undefined) {
       // A GET rule matched a HEAD request; only an explicit HEAD rule of the same shape outranks it.
-      if (shapeOf(route) !== shapeOf(viaGet)) return viaGet;
+      if (index.shapes[position] !== index.shapes[viaGet]) return routes[viaGet];
       if (direct && route.methods !== "any") return route;
       continue;
     }
     if (direct) return route;
-    if (request.method === "HEAD" && route.methods !== "any" && route.methods.has("GET")) viaGet = route;
+    if (request.method === "HEAD" && route.methods !== "any" && route.methods.has("GET")) viaGet = position;
   }
-  return viaGet;
+  return viaGet === undefined ? undefined : routes[viaGet];
 }
 
-function pathMatches(segments: readonly Segment[], parts: readonly string[]): boolean {
-  for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i]!;
-    if (segment.kind === "rest") return true;
-    const part = parts[i];
-    if (part === undefined) return false;
-    if (segment.kind === "one" ? part === "" : part !== segment.value) return false;
+/**
+ * The rule table as a trie of pattern segments, so that a request is compared only with the rules whose
+ * pattern can match its path (a linear scan compared it with every rule). Rules are kept by their place in
+ * the precedence-sorted table; `candidates` returns those places in order, and `bestMatch` walks them
+ * exactly as it would walk the whole table (rules that cannot match were skipped there anyway).
+ */
+interface TrieNode {
+  literals: Map<string, TrieNode>;
+  one: TrieNode | undefined;
+  /** Patterns that end here (the path has no further segment). */
+  ends: number[];
+  /** Patterns whose `**` starts here (any rest of the path, possibly empty). */
+  rests: number[];
+}
+
+interface RouteIndex {
+  root: TrieNode;
+  /** `shapeOf` of each rule, by place. */
+  shapes: string[];
+}
+
+const trieNode = (): TrieNode => ({ literals: new Map(), one: undefined, ends: [], rests: [] });
+
+// Built once per compiled table (compileRoutes returns it sorted; nothing changes it afterwards).
+const INDEXES = new WeakMap<readonly CompiledRoute[], RouteIndex>();
+
+function routeIndex(routes: readonly CompiledRoute[]): RouteIndex {
+  let index = INDEXES.get(routes);
+  if (!index) {
+    index = buildIndex(routes);
+    INDEXES.set(routes, index);
   }
-  return parts.length === segments.length;
+  return index;
+}
+
+function buildIndex(routes: readonly CompiledRoute[]): RouteIndex {
+  const root = trieNode();
+  routes.forEach((route, position) => {
+    let node = root;
+    for (const segment of route.segments) {
+      if (segment.kind === "rest") {
+        node.rests.push(position);
+        return;
+      }
+      if (segment.kind === "one") node = node.one ??= trieNode();
+      else {
+        let next = node.literals.get(segment.value);
+        if (!next) node.literals.set(segment.value, (next = trieNode()));
+        node = next;
+      }
+    }
+    node.ends.push(position);
+  });
+  return { root, shapes: routes.map(shapeOf) };
+}
+
+/** Places of the rules whose pattern matches `parts`, ascending (the table's precedence order). */
+function candidates(root: TrieNode, parts: readonly string[]): number[] {
+  const found: number[] = [];
+  const walk = (node: TrieNode, depth: number): void => {
+    for (const position of node.rests) found.push(position);
+    if (depth === parts.length) {
+      for (const position of node.ends) found.push(position);
+      return;
+    }
+    const part = parts[depth]!;
+    const literal = node.literals.get(part);
+    if (literal) walk(literal, depth + 1);
+    // `:name` and `*` match exactly one non-empty segment.
+    if (node.one && part !== "") walk(node.one, depth + 1);
+  };
+  walk(root, 0);
+  return found.length > 1 ? found.sort((a, b) => a - b) : found;
 }
