@@ -77,25 +77,35 @@ export function compileRoutes(routes: readonly RouteConfig[], options: RouteOpti
 
 function compilePattern(path: string, index: number, policy: PathPolicy): Segment[] {
   const parts = path.slice(1).split("/");
-  return parts.flatMap((part, i): Segment[] => {
-    const last = i === parts.length - 1;
-    const problem = (why: string) => new RoutePatternError(index, "path", `segment ${i + 1} ${JSON.stringify(part)} ${why}`);
-    if (part === "**") {
-      if (!last) throw problem("is allowed only as the last segment");
-      return [{ kind: "rest" }];
-    }
-    if (part === "*" || PARAMETER.test(part)) return [{ kind: "one" }];
-    if (part.startsWith(":")) throw problem("is not a parameter name (a letter or _, then letters, digits, _)");
-    if (part === "") {
-      if (!last) throw problem("is empty: a canonical path never has an empty segment, remove the extra /");
-      // `/` is one empty segment; a trailing `/` changes nothing (`/admin/` is `/admin`).
-      return i === 0 ? [{ kind: "literal", value: "" }] : [];
-    }
-    const literal = canonicalLiteral(part, policy);
-    if (typeof literal !== "string") throw problem(literal.why);
-    if (literal !== part) throw problem(`is not canonical: write ${JSON.stringify(literal)}`);
-    return [{ kind: "literal", value: policy.caseInsensitive ? part.toLowerCase() : part }];
-  });
+  const segments: Segment[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const segment = compileSegment(parts[i]!, i, i === parts.length - 1, index, policy);
+    if (segment) segments.push(segment);
+  }
+  return segments;
+}
+
+const ONE: Segment = Object.freeze({ kind: "one" });
+const REST: Segment = Object.freeze({ kind: "rest" });
+
+/** Pattern segment `i` (0-based) of rule `index`; undefined for a trailing `/`, which changes nothing. */
+function compileSegment(part: string, i: number, last: boolean, index: number, policy: PathPolicy): Segment | undefined {
+  const problem = (why: string) => new RoutePatternError(index, "path", `segment ${i + 1} ${JSON.stringify(part)} ${why}`);
+  if (part === "**") {
+    if (!last) throw problem("is allowed only as the last segment");
+    return REST;
+  }
+  if (part === "*" || PARAMETER.test(part)) return ONE;
+  if (part.startsWith(":")) throw problem("is not a parameter name (a letter or _, then letters, digits, _)");
+  if (part === "") {
+    if (!last) throw problem("is empty: a canonical path never has an empty segment, remove the extra /");
+    // `/` is one empty segment; a trailing `/` changes nothing (`/admin/` is `/admin`).
+    return i === 0 ? { kind: "literal", value: "" } : undefined;
+  }
+  const literal = canonicalLiteral(part, policy);
+  if (typeof literal !== "string") throw problem(literal.why);
+  if (literal !== part) throw problem(`is not canonical: write ${JSON.stringify(literal)}`);
+  return { kind: "literal", value: policy.caseInsensitive ? part.toLowerCase() : part };
 }
 
 /** Why a request segment can never equal this literal, per refusal reason of `canonicalSegment`. */
@@ -295,18 +305,19 @@ function buildIndex(routes: readonly CompiledRoute[]): RouteIndex {
 /** Places of the rules whose pattern matches `parts`, ascending (the table's precedence order). */
 function candidates(root: TrieNode, parts: readonly string[]): number[] {
   const found: number[] = [];
-  const walk = (node: TrieNode, depth: number): void => {
-    for (const position of node.rests) found.push(position);
-    if (depth === parts.length) {
-      for (const position of node.ends) found.push(position);
-      return;
-    }
-    const part = parts[depth]!;
-    const literal = node.literals.get(part);
-    if (literal) walk(literal, depth + 1);
-    // `:name` and `*` match exactly one non-empty segment.
-    if (node.one && part !== "") walk(node.one, depth + 1);
-  };
-  walk(root, 0);
+  collect(root, parts, 0, found);
   return found.length > 1 ? found.sort((a, b) => a - b) : found;
+}
+
+function collect(node: TrieNode, parts: readonly string[], depth: number, found: number[]): void {
+  for (const position of node.rests) found.push(position);
+  if (depth === parts.length) {
+    for (const position of node.ends) found.push(position);
+    return;
+  }
+  const part = parts[depth]!;
+  const literal = node.literals.get(part);
+  if (literal) collect(literal, parts, depth + 1, found);
+  // `:name` and `*` match exactly one non-empty segment.
+  if (node.one && part !== "") collect(node.one, parts, depth + 1, found);
 }
