@@ -33,8 +33,8 @@ export function portcullisWorkerSpecs({ bundle, issuer, origin, keys }) {
       ["pc-static-cache", undefined],
     ].map(([name, tokenCache]) => {
       const config = portcullisConfig(issuer, name, tokenCache, { log: { allowed: false } });
-      const { jwks_uri: _, ...rest } = config.issuers[0];
-      return { ...spec(name), bindings: { ORIGIN_URL: origin.url, PORTCULLIS_CONFIG: { ...config, issuers: [{ ...rest, keys: keys.jwks.keys }] } } };
+      const issuers = [{ issuer: issuer.url, audiences: [AUDIENCE], keys: keys.jwks.keys, algorithms: ALGS }];
+      return { ...spec(name), bindings: { ORIGIN_URL: origin.url, PORTCULLIS_CONFIG: { ...config, issuers } } };
     }),
   ];
 }
