@@ -8,8 +8,10 @@
 //   - bench/load.mjs, one child process per measurement: autocannon, the load generator.
 // Rows: (1) baseline pass-through, (2) Portcullis with the verified-token cache off, (3) with it on,
 // (4) hono/jwk with jwks_uri, (4b) hono/jwk with keys cached by user code, (5) bare crypto.subtle.verify,
-// (6) cold start of a fresh workerd whose KV already holds the JWKS. See bench/RESULTS.md for the method,
-// `npm run bench -- --help` for the options, and bench/lib/ for the parts (one job per file).
+// (6) cold start of a fresh workerd whose KV already holds the JWKS, (2s/3s) Portcullis with static keys and
+// log.allowed = false, (7) the minimal jose gate, (8) the floor Workers, and the scale table (this process).
+// See bench/RESULTS.md for the method, `npm run bench -- --help` for the options, and bench/lib/ for the
+// parts (one job per file).
 import "./lib/node-version.mjs";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -26,6 +28,7 @@ import { measureRows } from "./lib/measure.mjs";
 import { parseOptions, writesReport } from "./lib/options.mjs";
 import { profileRow } from "./lib/profile.mjs";
 import { renderReport } from "./lib/report.mjs";
+import { scaleTable } from "./lib/scale.mjs";
 import { benchRows } from "./lib/rows.mjs";
 import { startServers } from "./lib/servers.mjs";
 import { machineBusy } from "./lib/system.mjs";
@@ -73,9 +76,10 @@ async function main() {
   const jwksDuringRows = { ...servers.issuer.fetches };
   await workerd.stop();
 
+  const scale = options.onlyRe && !options.onlyRe.test("scale") ? undefined : await scaleTable({ say });
   const cold = options.onlyRe && !options.onlyRe.test("cold") ? undefined : await coldStarts({ bundle, scripts, compat, servers, tokens, settings: options.settings });
   const analysis = analyse(rows, options.settings.rounds);
-  const report = renderReport({ rows, analysis, bundle, cold, probes, jwksDuringRows, loadBefore, loadAfter: loadavg(), idleCheck, options, totalSeconds: elapsedSeconds() });
+  const report = renderReport({ rows, analysis, bundle, cold, scale, probes, jwksDuringRows, loadBefore, loadAfter: loadavg(), idleCheck, options, totalSeconds: elapsedSeconds() });
   if (writesReport(options)) {
     const file = join(BENCH, options.diagnose ? "DIAGNOSE.md" : "RESULTS.md");
     writeFileSync(file, report);

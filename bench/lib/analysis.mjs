@@ -18,7 +18,47 @@ export function analyse(rows, roundCount) {
     }),
   );
   const ratios = Object.fromEntries(ALGS.map((alg) => [alg, { ...overheadRatios(byId, alg, verifyAt[alg], rounds), vsHono: versusHono(byId, alg, rounds) }]));
-  return { byId, verify, ratios, ...diagnosticCosts(byId, rounds) };
+  const targets = Object.fromEntries(ALGS.map((alg) => [alg, targetRatios(byId, alg, rounds)]));
+  return { byId, verify, ratios, targets, ...diagnosticCosts(byId, rounds) };
+}
+
+/**
+ * Issue 17's per-request targets: the overhead (over the baseline of the same block and round) of one row
+ * divided by another's, per round, from throughput and from workerd CPU; median with min-max over rounds.
+ */
+export const TARGETS = [
+  { id: "off-vs-jose", what: "token cache off: Portcullis overhead / minimal jose gate overhead", row: "pc-static-nocache", versus: "jose", max: 1.0 },
+  { id: "on-vs-jose", what: "token cache on: Portcullis overhead / minimal jose gate overhead", row: "pc-static-cache", versus: "jose", max: 0.5 },
+  { id: "on-vs-floor", what: "token cache on: Portcullis overhead / floor Worker overhead (SHA-256 + Map lookup + header copy + forward)", row: "pc-static-cache", versus: "floor-cache", max: 1.3 },
+];
+
+function targetRatios(byId, alg, rounds) {
+  const base = byId.baseline;
+  const entry = {};
+  for (const target of TARGETS) {
+    const row = byId[`${target.row}-${alg}`];
+    const versus = byId[`${target.versus}-${alg}`];
+    if (!row || !versus || !base) continue;
+    const per = rounds
+      .map((round) => {
+        const r = runAt(row, round);
+        const v = runAt(versus, round);
+        const b = runAt(base, round, alg);
+        if (!r || !v || !b) return undefined;
+        // A ratio of overheads means nothing when noise made one of them negative: left out (n/a).
+        const ratio = (x, y) => (x >= 0 && y > 0 ? x / y : undefined);
+        return { us: usMore(r, b), versusUs: usMore(v, b), ratio: ratio(usMore(r, b), usMore(v, b)), cpuRatio: ratio(cpuOf(r) - cpuOf(b), cpuOf(v) - cpuOf(b)) };
+      })
+      .filter(Boolean);
+    if (!per.length) continue;
+    entry[target.id] = {
+      us: summarise(per.map((x) => x.us)),
+      versusUs: summarise(per.map((x) => x.versusUs)),
+      ratio: summarise(per.map((x) => x.ratio)),
+      cpuRatio: summarise(per.map((x) => x.cpuRatio)),
+    };
+  }
+  return entry;
 }
 
 /** The row's table values: medians of its rounds. */

@@ -37,13 +37,14 @@ export async function functionalChecks({ portOf, tokens, origin }) {
   };
 
   await expect("baseline", portOf.baseline, PATH, {}, 200);
-  for (const worker of ["pc-nocache", "pc-cache", "pc-quiet", "pc-nolog-nocache", "pc-nolog-cache"]) await gateAnswers(worker, forwardedIdentity);
-  for (const worker of ["hono", "hono-cached"]) await gateAnswers(worker);
+  for (const worker of ["pc-nocache", "pc-cache", "pc-quiet", "pc-nolog-nocache", "pc-nolog-cache", "pc-static-nocache", "pc-static-cache"]) await gateAnswers(worker, forwardedIdentity);
+  for (const worker of ["hono", "hono-cached", "jose"]) await gateAnswers(worker);
   for (const alg of ALGS) {
     for (const n of VERIFY_N) await expect(`verify ${alg} n=${n}`, portOf.verify, `/?alg=${alg}&n=${n}`, {}, 200);
   }
   for (const op of DIAGNOSTIC_OPS) await expect(`op ${op}`, portOf.verify, `/?op=${op}&n=2`, bearer(tokens.valid.ES256), 200);
-  for (const worker of ["floor-cache", "floor-verify"]) await expect(`${worker} ES256 valid`, portOf[worker], PATH, bearer(tokens.valid.ES256), 200);
+  for (const alg of ALGS) await expect(`floor-cache ${alg} valid`, portOf["floor-cache"], PATH, bearer(tokens.valid[alg]), 200);
+  await expect("floor-verify ES256 valid", portOf["floor-verify"], PATH, bearer(tokens.valid.ES256), 200);
   await expect("floor-verify forged", portOf["floor-verify"], PATH, bearer(`${tokens.valid.ES256.slice(0, -6)}AAAAAA`), 401);
   if (failures.length) throw new Error(`functional checks failed:\n  ${failures.join("\n  ")}`);
   return honoProbes(portOf, tokens);

@@ -1,6 +1,6 @@
 // `--diagnose`: rows that price the parts of a Portcullis request (never part of the main table).
 // - Portcullis from src/ with a no-op logger (bench/workers/portcullis-nolog.js), cache off and on;
-// - the floor, a gate with no checks at all (bench/workers/floor.js): one verify, or SHA-256 + Map lookup;
+// - (the floor Workers, bench/workers/floor.js, are started here; their rows are in the main table, row 8);
 // - single operations inside workerd, run n=1 and n=50 times by the verify Worker.
 // Their Workers always run (the functional checks cover them); only the rows depend on the flag.
 import { bearer } from "./fixtures.mjs";
@@ -27,8 +27,6 @@ export function diagnosticRows(tokens) {
   return [
     { id: "pc-nolog-nocache-ES256", group: "D", name: "Portcullis from src/, no-op logger, token cache off", worker: "pc-nolog-nocache", alg: "ES256", headers: es256 },
     { id: "pc-nolog-cache-ES256", group: "D", name: "Portcullis from src/, no-op logger, token cache on", worker: "pc-nolog-cache", alg: "ES256", headers: es256 },
-    { id: "floor-verify-ES256", group: "D", name: "floor, no checks: one crypto.subtle.verify + header copy + forward", worker: "floor-verify", alg: "ES256", headers: es256 },
-    { id: "floor-cache-ES256", group: "D", name: "floor, no checks: SHA-256 + Map lookup + header copy + forward", worker: "floor-cache", alg: "ES256", headers: es256 },
     ...DIAGNOSTIC_OPS.flatMap((op) =>
       VERIFY_N.map((n) => ({ id: `op-${op}-${n}`, group: "D", name: `${op} x${n} per request`, worker: "verify", alg: "-", n, op, path: `/?op=${op}&n=${n}`, headers: es256 })),
     ),

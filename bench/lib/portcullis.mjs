@@ -1,5 +1,7 @@
 // Portcullis as the bench runs it (rows 2, 3 and 3b): one issuer, one route, and the token cache off, at its
-// defaults, or at its defaults without the per-request log line.
+// defaults, or at its defaults without the per-request log line. Rows 2s and 3s are issue 17's setting, the
+// one compared with the minimal jose gate: the same keys given inline (`keys`, no JWKS fetch) and
+// `log.allowed = false`, token cache off and on.
 import { ALGS, AUDIENCE, SCOPE } from "./constants.mjs";
 
 /** PORTCULLIS_CONFIG for the Worker `who` (its JWKS fetches are counted under that name). */
@@ -13,7 +15,7 @@ export function portcullisConfig(issuer, who, tokenCache, extra = {}) {
   };
 }
 
-export function portcullisWorkerSpecs({ bundle, issuer, origin }) {
+export function portcullisWorkerSpecs({ bundle, issuer, origin, keys }) {
   const spec = (name, tokenCache, extra) => ({
     name,
     script: bundle.script,
@@ -26,5 +28,13 @@ export function portcullisWorkerSpecs({ bundle, issuer, origin }) {
     spec("pc-cache", undefined),
     // The cache's defaults again, without a log line per allowed request (`log.allowed = false`).
     spec("pc-quiet", undefined, { log: { allowed: false } }),
+    ...[
+      ["pc-static-nocache", { enabled: false }],
+      ["pc-static-cache", undefined],
+    ].map(([name, tokenCache]) => {
+      const config = portcullisConfig(issuer, name, tokenCache, { log: { allowed: false } });
+      const issuers = [{ issuer: issuer.url, audiences: [AUDIENCE], keys: keys.jwks.keys, algorithms: ALGS }];
+      return { ...spec(name), bindings: { ORIGIN_URL: origin.url, PORTCULLIS_CONFIG: { ...config, issuers } } };
+    }),
   ];
 }

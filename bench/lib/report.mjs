@@ -1,5 +1,6 @@
 // The report: bench/RESULTS.md (or bench/DIAGNOSE.md under --diagnose), one section per function, in the
 // order they appear. Only formatting here; every number comes from analysis.mjs.
+import { TARGETS } from "./analysis.mjs";
 import { ALGS } from "./constants.mjs";
 import { renderDiagnostics } from "./diagnose.mjs";
 import { fmt, median } from "./stats.mjs";
@@ -16,6 +17,8 @@ export function renderReport(report) {
   const out = (line = "") => lines.push(line);
   renderHeader(out, report);
   renderSummary(out, report);
+  renderTargets(out, report);
+  renderScale(out, report);
   renderThroughput(out, report);
   renderVerification(out, report);
   renderRatios(out, report);
@@ -73,6 +76,68 @@ function renderSummary(out, { rows, analysis: { verify, ratios }, bundle, cold, 
   const noisy = rows.filter((row) => row.cores.other > 0.25);
   if (noisy.length) summary.push(`- Noise: other processes used more than 0.25 of a core during ${noisy.length} of ${rows.length} rows (see the CPU table); throughput-based numbers are affected, the workerd-CPU columns much less.`);
   for (const line of summary) out(line);
+  out();
+}
+
+const range = (x, digits = 2) => (x ? `${fmt(x.median, digits)} (${fmt(x.min, digits)}-${fmt(x.max, digits)})` : "n/a");
+
+/** Issue 17's targets: each ratio per algorithm, median (min-max over rounds), pass or fail on the median. */
+function renderTargets(out, { analysis: { targets }, cold, options: { settings } }) {
+  if (!targets) return;
+  out("## Targets (issue 17)");
+  out();
+  out(`Portcullis as the issue measures it: static keys (\`keys\`, no JWKS fetch) and \`log.allowed = false\` (rows 2s, 3s), against the minimal jose gate (row 7) and the floor Worker (row 8). Overhead = µs per request over the baseline pass-through of the same block and round (from throughput); each ratio is computed per round, then summarised as median (min-max) over ${settings.rounds} round(s). "CPU" is the same ratio from workerd CPU time per request. Pass/fail is judged on the throughput median.`);
+  out();
+  out(`| target | ${ALGS.map((alg) => `${alg} (throughput) | ${alg} CPU`).join(" | ")} | verdict |`);
+  out(`|---|${ALGS.map(() => "---:|---:").join("|")}|---|`);
+  for (const target of TARGETS) {
+    const cells = ALGS.map((alg) => {
+      const t = targets[alg]?.[target.id];
+      return `${range(t?.ratio)} | ${range(t?.cpuRatio)}`;
+    });
+    const verdicts = ALGS.map((alg) => pass(targets[alg]?.[target.id]?.ratio.median, target.max));
+    out(`| ${target.what} ≤ ${target.max} | ${cells.join(" | ")} | ${verdicts.join(" / ")} |`);
+  }
+  if (cold) {
+    const reference = median(cold.results["-"].map((x) => x.first));
+    const cells = ALGS.map((alg) => {
+      const firsts = cold.results[alg].map((x) => x.first / reference);
+      return `${range({ median: median(firsts), min: Math.min(...firsts), max: Math.max(...firsts) })} | -`;
+    });
+    const verdicts = ALGS.map((alg) => pass(median(cold.results[alg].map((x) => x.first)) / reference, 2));
+    out(`| cold start, keys in KV: Portcullis first request / pass-through first request (${fmt(reference, 1)} ms) ≤ 2; range over ${cold.results["-"].length} start(s) | ${cells.join(" | ")} | ${verdicts.join(" / ")} |`);
+  }
+  out();
+  out("| overhead, µs per request: median (min-max) | " + ALGS.join(" | ") + " |");
+  out(`|---|${ALGS.map(() => "---:").join("|")}|`);
+  for (const [what, id, key] of [
+    ["Portcullis, static keys, cache off (2s)", "off-vs-jose", "us"],
+    ["Portcullis, static keys, cache on (3s)", "on-vs-jose", "us"],
+    ["minimal jose gate (7)", "off-vs-jose", "versusUs"],
+    ["floor, SHA-256 + Map lookup + header copy + forward (8)", "on-vs-floor", "versusUs"],
+  ]) {
+    out(`| ${what} | ${ALGS.map((alg) => range(targets[alg]?.[id]?.[key], 0)).join(" | ")} |`);
+  }
+  out();
+}
+
+/** Validation and match time against the size of the route table (Node, in this process). */
+function renderScale(out, { scale }) {
+  if (!scale) return;
+  out("## Scale: route tables of 10 to 10,000 rules");
+  out();
+  out("Measured in this Node process (pure CPU work), not in workerd. \"validate\" is `parseConfig` of a whole configuration (schema, cross-field rules, route compilation and the ambiguity check; once per isolate, on its first request); \"match\" is `matchRoute` per request, averaged over 64 requests spread over the table (some match nothing). Uniform: N rules `GET /v1/resI/:id/subJ/**`; mixed: the same count of exact, parameter, rest and host-bound rules with several method lists. Median (min-max) of repeated timings. Targets: validate 1,000 rules ≤ 20 ms and 10,000 ≤ 200 ms; match at 1,000 rules ≤ 2 µs, growing sub-linearly.");
+  out();
+  out("| table | rules | validate ms | match µs |");
+  out("|---|---:|---:|---:|");
+  for (const row of scale) out(`| ${row.kind} | ${row.n.toLocaleString("en-US")} | ${range(row.validateMs, 1)} | ${range(row.matchUs, 2)} |`);
+  const at = (kind, n) => scale.find((row) => row.kind === kind && row.n === n);
+  const verdicts = ["uniform", "mixed"].map((kind) => {
+    const [v1k, v10k, m1k] = [at(kind, 1000)?.validateMs.median, at(kind, 10000)?.validateMs.median, at(kind, 1000)?.matchUs.median];
+    return `${kind}: validate 1,000 ${pass(v1k, 20)}, 10,000 ${pass(v10k, 200)}; match at 1,000 ${pass(m1k, 2)}`;
+  });
+  out();
+  out(`Verdicts (on the medians): ${verdicts.join("; ")}.`);
   out();
 }
 

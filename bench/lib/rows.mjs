@@ -11,6 +11,11 @@ export function benchRows(tokens, { diagnose, onlyRe }) {
     ...perAlg("2", "Portcullis, token cache off", "pc-nocache"),
     ...perAlg("3", "Portcullis, token cache on, same token", "pc-cache"),
     ...perAlg("3b", "Portcullis, token cache on, same token, log.allowed = false", "pc-quiet"),
+    ...perAlg("2s", "Portcullis, static keys, log.allowed = false, token cache off", "pc-static-nocache"),
+    ...perAlg("3s", "Portcullis, static keys, log.allowed = false, token cache on, same token", "pc-static-cache"),
+    ...perAlg("7", "minimal jose gate (jwtVerify + local key set + scope + header)", "jose"),
+    ...perAlg("8", "floor, no checks: SHA-256 + Map lookup + header copy + forward", "floor-cache"),
+    { id: "floor-verify-ES256", group: "8", name: "floor, no checks: one crypto.subtle.verify + header copy + forward", worker: "floor-verify", alg: "ES256", headers: token("ES256") },
     ...perAlg("4", "hono/jwk, jwks_uri (as documented)", "hono"),
     ...perAlg("4b", "hono/jwk, keys cached by user code", "hono-cached"),
     ...ALGS.flatMap((alg) =>

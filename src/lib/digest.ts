@@ -5,7 +5,8 @@
  * (`portcullis/origin`, jose its only import), so it keeps its own SHA-256, base64url by jose's encoder.
  */
 
-const digest = async (text: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+const UTF8 = new TextEncoder();
+const digest = async (text: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", UTF8.encode(text)));
 
 /** Lower-case hex: KV names and the HMAC secret fingerprint (stored names, so their bytes never change). */
 export async function sha256Hex(text: string): Promise<string> {

@@ -62,6 +62,9 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  */
 const ALREADY_CANONICAL = /^(?=\/)(?:\/[!$&'()*+,\-.0-9:=@A-Z[\]_a-z|~]*[!$&'()*+,\-0-9:=@A-Z[\]_a-z|~])*\/?$/;
 
+/** One segment `ALREADY_CANONICAL` would accept: what `canonicalSegment` returns unchanged under any options. */
+const CANONICAL_SEGMENT = /^[!$&'()*+,\-.0-9:=@A-Z[\]_a-z|~]*[!$&'()*+,\-0-9:=@A-Z[\]_a-z|~]$/;
+
 export function canonicalPath(pathname: string, options: Partial<PathOptions> = STRICT): string {
   return ALREADY_CANONICAL.test(pathname) ? pathname : normalizePath(pathname, options);
 }
@@ -88,6 +91,7 @@ export function normalizePath(pathname: string, options: Partial<PathOptions> = 
  * that differs from its canonical form can never match).
  */
 export function canonicalSegment(segment: string, options: PathOptions = STRICT): string {
+  if (CANONICAL_SEGMENT.test(segment)) return segment;
   let canonical = "";
   for (const char of decodeSegment(segment)) canonical += spell(char, options);
   if (canonical === "." || canonical === "..") {

@@ -53,8 +53,12 @@ const PARAMETER = /^:[A-Za-z_][A-Za-z0-9_]*$/;
 /** What `compileRoutes` and `matchRoute` need of the `paths` section (`pathPolicy(config.paths)`). */
 export type RouteOptions = Partial<PathPolicy>;
 
+const NORMAL_HOST = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
+
 /** Lower case, no trailing dot, no default port: `API.Example.com.:443` -> `api.example.com`. */
 export function normalizeHost(host: string, protocol = "https:"): string {
+  // Most hosts are already normal (lower case, no trailing dot, no port): nothing to rewrite.
+  if (NORMAL_HOST.test(host)) return host;
   const match = /^(.*?)(?::(\d+))?$/.exec(host.toLowerCase())!;
   const name = match[1]!.replace(/\.$/, "");
   const port = match[2];
@@ -77,25 +81,35 @@ export function compileRoutes(routes: readonly RouteConfig[], options: RouteOpti
 
 function compilePattern(path: string, index: number, policy: PathPolicy): Segment[] {
   const parts = path.slice(1).split("/");
-  return parts.flatMap((part, i): Segment[] => {
-    const last = i === parts.length - 1;
-    const problem = (why: string) => new RoutePatternError(index, "path", `segment ${i + 1} ${JSON.stringify(part)} ${why}`);
-    if (part === "**") {
-      if (!last) throw problem("is allowed only as the last segment");
-      return [{ kind: "rest" }];
-    }
-    if (part === "*" || PARAMETER.test(part)) return [{ kind: "one" }];
-    if (part.startsWith(":")) throw problem("is not a parameter name (a letter or _, then letters, digits, _)");
-    if (part === "") {
-      if (!last) throw problem("is empty: a canonical path never has an empty segment, remove the extra /");
-      // `/` is one empty segment; a trailing `/` changes nothing (`/admin/` is `/admin`).
-      return i === 0 ? [{ kind: "literal", value: "" }] : [];
-    }
-    const literal = canonicalLiteral(part, policy);
-    if (typeof literal !== "string") throw problem(literal.why);
-    if (literal !== part) throw problem(`is not canonical: write ${JSON.stringify(literal)}`);
-    return [{ kind: "literal", value: policy.caseInsensitive ? part.toLowerCase() : part }];
-  });
+  const segments: Segment[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const segment = compileSegment(parts[i]!, i, i === parts.length - 1, index, policy);
+    if (segment) segments.push(segment);
+  }
+  return segments;
+}
+
+const ONE: Segment = Object.freeze({ kind: "one" });
+const REST: Segment = Object.freeze({ kind: "rest" });
+
+/** Pattern segment `i` (0-based) of rule `index`; undefined for a trailing `/`, which changes nothing. */
+function compileSegment(part: string, i: number, last: boolean, index: number, policy: PathPolicy): Segment | undefined {
+  const problem = (why: string) => new RoutePatternError(index, "path", `segment ${i + 1} ${JSON.stringify(part)} ${why}`);
+  if (part === "**") {
+    if (!last) throw problem("is allowed only as the last segment");
+    return REST;
+  }
+  if (part === "*" || PARAMETER.test(part)) return ONE;
+  if (part.startsWith(":")) throw problem("is not a parameter name (a letter or _, then letters, digits, _)");
+  if (part === "") {
+    if (!last) throw problem("is empty: a canonical path never has an empty segment, remove the extra /");
+    // `/` is one empty segment; a trailing `/` changes nothing (`/admin/` is `/admin`).
+    return i === 0 ? { kind: "literal", value: "" } : undefined;
+  }
+  const literal = canonicalLiteral(part, policy);
+  if (typeof literal !== "string") throw problem(literal.why);
+  if (literal !== part) throw problem(`is not canonical: write ${JSON.stringify(literal)}`);
+  return { kind: "literal", value: policy.caseInsensitive ? part.toLowerCase() : part };
 }
 
 /** Why a request segment can never equal this literal, per refusal reason of `canonicalSegment`. */
@@ -151,23 +165,41 @@ function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
 
 /**
  * Pairs of rules that could match the same request with equal precedence: same host, the same pattern
- * (parameter names aside) and overlapping methods (`*` overlaps every list; `GET` covers `HEAD`).
+ * (parameter names aside) and overlapping methods (`*` overlaps every list; `GET` covers `HEAD`). Only rules
+ * of one shape (host + pattern) and one kind of method list can tie, so they are grouped by that key and
+ * compared within their group: linear in the table, not pairwise over it. Pairs come in the order of a
+ * pairwise scan over `routes` (by the first rule's place, then the second's).
  */
 export function findAmbiguities(routes: readonly CompiledRoute[]): [CompiledRoute, CompiledRoute][] {
-  const pairs: [CompiledRoute, CompiledRoute][] = [];
-  for (let i = 0; i < routes.length; i++) {
-    for (let j = i + 1; j < routes.length; j++) {
-      const a = routes[i]!;
-      const b = routes[j]!;
-      if (shapeOf(a) !== shapeOf(b) || (a.methods === "any") !== (b.methods === "any")) continue;
-      if (a.methods === "any" || b.methods === "any" || [...withHead(a.methods)].some((m) => withHead(b.methods as ReadonlySet<string>).has(m))) {
-        // A HEAD rule beside a GET rule is the documented way to treat HEAD apart: not ambiguous.
-        const explicitHeadSplit = a.methods !== "any" && b.methods !== "any" && onlyHeadOverlap(a.methods, b.methods);
-        if (!explicitHeadSplit) pairs.push(a.index < b.index ? [a, b] : [b, a]);
+  const groups = new Map<string, number[]>();
+  routes.forEach((route, position) => {
+    const key = `${route.methods === "any" ? "any" : "listed"}|${shapeOf(route)}`;
+    const group = groups.get(key);
+    if (group) group.push(position);
+    else groups.set(key, [position]);
+  });
+  const found: [number, number][] = [];
+  for (const group of groups.values()) {
+    for (let i = 0; i < group.length; i++) {
+      for (let j = i + 1; j < group.length; j++) {
+        if (tie(routes[group[i]!]!, routes[group[j]!]!)) found.push([group[i]!, group[j]!]);
       }
     }
   }
-  return pairs;
+  found.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  return found.map(([i, j]) => {
+    const a = routes[i]!;
+    const b = routes[j]!;
+    return a.index < b.index ? [a, b] : [b, a];
+  });
+}
+
+/** Two rules of one shape and one kind of method list: whether their methods overlap. */
+function tie(a: CompiledRoute, b: CompiledRoute): boolean {
+  if (a.methods === "any" || b.methods === "any") return true;
+  if (![...withHead(a.methods)].some((m) => withHead(b.methods as ReadonlySet<string>).has(m))) return false;
+  // A HEAD rule beside a GET rule is the documented way to treat HEAD apart: not ambiguous.
+  return !onlyHeadOverlap(a.methods, b.methods);
 }
 
 const withHead = (methods: ReadonlySet<string>) => (methods.has("GET") ? new Set([...methods, "HEAD"]) : methods);
@@ -199,30 +231,97 @@ export function matchRoute(routes: readonly CompiledRoute[], request: RouteReque
 }
 
 function bestMatch(routes: readonly CompiledRoute[], request: RouteRequest, parts: readonly string[]): CompiledRoute | undefined {
-  let viaGet: CompiledRoute | undefined;
-  for (const route of routes) {
+  const index = routeIndex(routes);
+  let viaGet: number | undefined;
+  // The candidates (rules whose pattern matches the path) in precedence order: the first that applies wins.
+  for (const position of candidates(index.root, parts)) {
+    const route = routes[position]!;
     if (route.host !== undefined && route.host !== request.host) continue;
-    if (!pathMatches(route.segments, parts)) continue;
     const direct = route.methods === "any" || route.methods.has(request.method);
-    if (viaGet) {
+    if (viaGet !== undefined) {
       // A GET rule matched a HEAD request; only an explicit HEAD rule of the same shape outranks it.
-      if (shapeOf(route) !== shapeOf(viaGet)) return viaGet;
+      if (index.shapes[position] !== index.shapes[viaGet]) return routes[viaGet];
       if (direct && route.methods !== "any") return route;
       continue;
     }
     if (direct) return route;
-    if (request.method === "HEAD" && route.methods !== "any" && route.methods.has("GET")) viaGet = route;
+    if (request.method === "HEAD" && route.methods !== "any" && route.methods.has("GET")) viaGet = position;
   }
-  return viaGet;
+  return viaGet === undefined ? undefined : routes[viaGet];
 }
 
-function pathMatches(segments: readonly Segment[], parts: readonly string[]): boolean {
-  for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i]!;
-    if (segment.kind === "rest") return true;
-    const part = parts[i];
-    if (part === undefined) return false;
-    if (segment.kind === "one" ? part === "" : part !== segment.value) return false;
+/**
+ * The rule table as a trie of pattern segments, so that a request is compared only with the rules whose
+ * pattern can match its path (a linear scan compared it with every rule). Rules are kept by their place in
+ * the precedence-sorted table; `candidates` returns those places in order, and `bestMatch` walks them
+ * exactly as it would walk the whole table (rules that cannot match were skipped there anyway).
+ */
+interface TrieNode {
+  literals: Map<string, TrieNode>;
+  one: TrieNode | undefined;
+  /** Patterns that end here (the path has no further segment). */
+  ends: number[];
+  /** Patterns whose `**` starts here (any rest of the path, possibly empty). */
+  rests: number[];
+}
+
+interface RouteIndex {
+  root: TrieNode;
+  /** `shapeOf` of each rule, by place. */
+  shapes: string[];
+}
+
+const trieNode = (): TrieNode => ({ literals: new Map(), one: undefined, ends: [], rests: [] });
+
+// Built once per compiled table (compileRoutes returns it sorted; nothing changes it afterwards).
+const INDEXES = new WeakMap<readonly CompiledRoute[], RouteIndex>();
+
+function routeIndex(routes: readonly CompiledRoute[]): RouteIndex {
+  let index = INDEXES.get(routes);
+  if (!index) {
+    index = buildIndex(routes);
+    INDEXES.set(routes, index);
   }
-  return parts.length === segments.length;
+  return index;
+}
+
+function buildIndex(routes: readonly CompiledRoute[]): RouteIndex {
+  const root = trieNode();
+  routes.forEach((route, position) => {
+    let node = root;
+    for (const segment of route.segments) {
+      if (segment.kind === "rest") {
+        node.rests.push(position);
+        return;
+      }
+      if (segment.kind === "one") node = node.one ??= trieNode();
+      else {
+        let next = node.literals.get(segment.value);
+        if (!next) node.literals.set(segment.value, (next = trieNode()));
+        node = next;
+      }
+    }
+    node.ends.push(position);
+  });
+  return { root, shapes: routes.map(shapeOf) };
+}
+
+/** Places of the rules whose pattern matches `parts`, ascending (the table's precedence order). */
+function candidates(root: TrieNode, parts: readonly string[]): number[] {
+  const found: number[] = [];
+  collect(root, parts, 0, found);
+  return found.length > 1 ? found.sort((a, b) => a - b) : found;
+}
+
+function collect(node: TrieNode, parts: readonly string[], depth: number, found: number[]): void {
+  for (const position of node.rests) found.push(position);
+  if (depth === parts.length) {
+    for (const position of node.ends) found.push(position);
+    return;
+  }
+  const part = parts[depth]!;
+  const literal = node.literals.get(part);
+  if (literal) collect(literal, parts, depth + 1, found);
+  // `:name` and `*` match exactly one non-empty segment.
+  if (node.one && part !== "") collect(node.one, parts, depth + 1, found);
 }
