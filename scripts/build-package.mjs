@@ -14,7 +14,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const out = join(root, "build");
 
 rmSync(out, { recursive: true, force: true });
-execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" });
+execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: ["ignore", 2, 2] }); // tsc errors on stderr too
 
 // tsc's own output: `from "..."`, `import "..."` and, in declarations, `import("...")`.
 const SPECIFIER = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(["'])(\.{1,2}\/[^"']*)\2/g;
@@ -27,7 +27,8 @@ for (const file of walk(out)) {
   if (rewritten !== text) writeFileSync(file, rewritten);
   files++;
 }
-console.log(`build/: ${files} files (JavaScript and declarations), relative imports with file names`);
+// stderr: `npm pack --json` prints its report on stdout.
+console.error(`build/: ${files} files (JavaScript and declarations), relative imports with file names`);
 
 /** `./x` -> `./x.js` or `./x/index.js`, whichever tsc emitted; anything else is a build error. */
 function withFileName(file, specifier) {
