@@ -11,7 +11,7 @@
 // Keys are generated here and given to the Worker as static keys: no network beyond loopback and the
 // registry. One PASS/FAIL line per check; exit 1 on any failure. Temporary folder and processes are removed.
 //
-//   npm run check:package            (NODE20=/path/to/node20 to choose the Node 20; default: one on PATH or /usr/bin)
+//   npm run check:package     NODE20=/path/to/node (v20.x; default: a Node 20 on PATH or /usr/bin), HONO=4.0.0 (hono)
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -66,8 +66,8 @@ async function pack() {
 async function install(tarball, keys) {
   writeFixture(tarball.path, keys);
   run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], { cwd: fixture });
-  const installed = JSON.parse(readFileSync(join(fixture, "node_modules/wrangler/package.json"), "utf8")).version;
-  return { detail: `${tarball.detail}; wrangler ${installed}` };
+  const installed = (name) => `${name} ${JSON.parse(readFileSync(join(fixture, "node_modules", name, "package.json"), "utf8")).version}`;
+  return { detail: `${tarball.detail}; ${installed("hono")}, ${installed("wrangler")}` };
 }
 
 function tsc(project) {
@@ -114,7 +114,8 @@ async function startWorker() {
 async function validToken({ url }, { token }) {
   const response = await fetch(`${url}/v1/me`, { headers: { authorization: `Bearer ${await mint(token)}`, "x-auth-sub": "spoofed" } });
   const body = await response.text();
-  if (response.status !== 200) throw new Error(`status ${response.status}: ${body}`);
+  if (response.status !== 200) throw new Error(`status ${response.status}: ${body}\n${workerLogs()}`);
+  // The client's own x-auth-sub is replaced by the verified one before the handler runs.
   const seen = JSON.parse(body);
   if (seen.header !== "user-123" || seen.subject !== "user-123") throw new Error(`the handler saw ${body}`);
 }
@@ -158,7 +159,8 @@ function writeFixture(tarball, keys) {
     name: "portcullis-fixture",
     private: true,
     type: "module",
-    dependencies: { portcullis: `file:${tarball}`, hono: dev.hono, jose: repo.dependencies.jose },
+    // HONO=4.x tries another hono within the peer range (the default: the version this repository uses).
+    dependencies: { portcullis: `file:${tarball}`, hono: process.env.HONO ?? dev.hono, jose: repo.dependencies.jose },
     devDependencies: { wrangler: dev.wrangler, "@cloudflare/workers-types": dev["@cloudflare/workers-types"], "@types/node": dev["@types/node"], typescript: dev.typescript },
   });
   json("wrangler.json", { name: "portcullis-fixture", main: "src/index.ts", compatibility_date: wranglerCompatibilityDate() });
@@ -373,33 +375,24 @@ async function freePort() {
   return port;
 }
 
-function stopWrangler(signal) {
-  if (!wrangler || wrangler.exitCode !== null || wrangler.signalCode !== null) return;
+/** Signals wrangler's process group (wrangler and the workerd it started); false when none is left. */
+function signalWrangler(signal) {
+  if (!wrangler) return false;
   try {
-    process.kill(-wrangler.pid, signal); // its process group: wrangler and the workerd it started
+    process.kill(-wrangler.pid, signal);
+    return true;
   } catch {
-    // Already gone.
+    return false;
   }
 }
 
 function cleanup() {
   for (const child of children) child.kill("SIGKILL");
-  stopWrangler("SIGTERM");
-  const pid = wrangler?.pid;
-  if (pid) for (let i = 0; i < 50 && alive(-pid); i++) spawnSync("sleep", ["0.1"]);
-  stopWrangler("SIGKILL");
-  if (pid && alive(-pid)) try { process.kill(-pid, "SIGKILL"); } catch { /* gone */ }
+  if (signalWrangler("SIGTERM")) for (let i = 0; i < 50 && signalWrangler(0); i++) spawnSync("sleep", ["0.1"]);
+  signalWrangler("SIGKILL");
+  origin?.server.closeAllConnections();
   origin?.server.close();
   rmSync(dir, { recursive: true, force: true });
-}
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function sleep(ms) {
@@ -409,7 +402,7 @@ function sleep(ms) {
 // --- run (last: everything above is initialized) ---
 
 async function main() {
-  process.on("exit", () => stopWrangler("SIGKILL"));
+  process.on("exit", () => signalWrangler("SIGKILL"));
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => (cleanup(), process.exit(130)));
 
   try {
