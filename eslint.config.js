@@ -37,7 +37,7 @@ const layers = [
 ];
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", ".wrangler/", "coverage/", "bench/.out/", "bench/.exp/"] },
+  { ignores: ["node_modules/", "dist/", "build/", ".wrangler/", "coverage/", "bench/.out/", "bench/.exp/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -26,7 +26,9 @@ export function originUrl(requestUrl: string, canonicalPath: string, search: str
  * (cheaper per request): on a timeout the subrequest is dropped with the request that made it.
  */
 export async function fetchOrigin(request: Request, timeoutMs: number, fetcher: typeof fetch = fetch): Promise<Response> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  // Assigned before use: a promise executor runs synchronously. Not `| undefined`: with only the Workers
+  // types (no @types/node), clearTimeout takes `number | null`.
+  let timer!: ReturnType<typeof setTimeout>;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new GateError("gateway_timeout", "origin_timeout")), timeoutMs);
   });
