@@ -4,9 +4,12 @@
 // line and column, route errors name the route, and the configuration file (portcullis.config.json, README
 // "Configuration files") passes check-config and bundles into the Worker at any size, never together with
 // the var. Each case writes a wrangler.toml (and configuration files) to a temporary folder and runs the
-// real scripts. The 60-route fixture is scripts/fixtures/portcullis.config.60-routes.json.
-import { spawnSync } from "node:child_process";
+// real scripts. The 60-route fixture is scripts/fixtures/portcullis.config.60-routes.json. The last cases
+// run Workers under workerd (`wrangler dev`, loopback only): the built bundle and `npm run dev` serve the
+// file's routes, and a Worker whose bundled file skipped the check, or has the var too, fails closed.
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +32,7 @@ withBadRoute.routes[17].path = "/v2/%70roducts";
 const small = { realm: "staging", issuers: [sixty.issuers[0]], routes: [{ name: "health", path: "/health", methods: ["GET"], access: "public" }] };
 const json = (value) => JSON.stringify(value, null, 2);
 let bundleSize;
+let builtBundle;
 
 const cases = [
   { name: "60 routes in [vars] are refused with the platform limit named", body: issuer + Array.from({ length: 60 }, (_, i) => route(i)).join(""), script: "check-config.mjs", status: 1, output: /PORTCULLIS_CONFIG: is \d+ bytes .*5 KB \(5120 bytes\)/ },
@@ -51,6 +55,7 @@ const cases = [
     // The routes are in the Worker itself (not in a var): the last route's name is in the bundle.
     after: (output, caseDir) => {
       bundleSize = /Total Upload: ([\d.]+ KiB) \/ gzip: ([\d.]+ KiB)/.exec(output)?.slice(1).join(", gzip ");
+      builtBundle = join(caseDir, "dist", "worker.js");
       return readFileSync(join(caseDir, "dist", "worker.js"), "utf8").includes(`"${sixty.routes[59].name}"`);
     },
   },
@@ -91,6 +96,83 @@ for (const [i, c] of cases.entries()) {
   if (!ok) failed++;
   console.log(`${ok ? "PASS" : "FAIL"}  ${c.name}${ok ? "" : ` (exit ${run.status}, expected ${c.status})\n${output}`}`);
 }
+
+// Under workerd: the routes of the file are the Worker's, and what skipped the check still fails closed.
+const wranglerBin = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+const badFile = JSON.stringify({ file: "portcullis.config.json", config: withBadRoute });
+const goodFile = JSON.stringify({ file: "portcullis.config.json", config: sixty });
+const denied = (status, reason, rule) => ({ status, log: new RegExp(`"reason":"${reason}".*"rule":"${rule}"`) });
+const invalid = (issue) => ({ status: 500, log: new RegExp(`"event":"config_invalid".*${issue}`) });
+const runtimeCases = [
+  { name: "the built 60-route bundle serves the file's routes under workerd", command: () => [wranglerBin, "dev", builtBundle, "--no-bundle"], raw: fileToml(), expect: denied(401, "token_missing", "list orders") },
+  { name: "npm run dev serves the 60-route configuration file", command: () => [join(root, "scripts", "guarded.mjs"), "dev"], raw: fileToml(), files: { "portcullis.config.json": sixtyText }, expect: denied(401, "token_missing", "list orders") },
+  { name: "a bundled file that skipped the check fails closed: 500, the bad route named by the file", command: () => [wranglerBin, "dev", "--define", `__PORTCULLIS_CONFIG_FILE__:${badFile}`], raw: fileToml(), expect: invalid(`portcullis.config.json: routes.17.path`) },
+  { name: "a bundled file and the var together fail closed at runtime: 500, both named", command: () => [wranglerBin, "dev", "--define", `__PORTCULLIS_CONFIG_FILE__:${goodFile}`], body: issuer + route(1), expect: invalid("PORTCULLIS_CONFIG: is set, and so is the configuration file portcullis.config.json") },
+];
+for (const [i, c] of runtimeCases.entries()) {
+  if (c.name.startsWith("the built") && !builtBundle) {
+    failed++;
+    console.log(`FAIL  ${c.name} (the build case did not produce a bundle)`);
+    continue;
+  }
+  const caseDir = join(dir, `runtime${i}`);
+  mkdirSync(caseDir, { recursive: true });
+  const config = join(caseDir, "wrangler.toml");
+  writeFileSync(config, c.raw ?? toml(c.body));
+  for (const [name, text] of Object.entries(c.files ?? {})) writeFileSync(join(caseDir, name), text);
+  const { status, output } = await underWorkerd([...c.command(), "--config", config], "/v2/orders");
+  const ok = status === c.expect.status && c.expect.log.test(output);
+  if (!ok) failed++;
+  console.log(`${ok ? "PASS" : "FAIL"}  ${c.name}${ok ? "" : ` (status ${status}, expected ${c.expect.status})\n${output}`}`);
+}
+
 rmSync(dir, { recursive: true, force: true });
 if (bundleSize) console.log(`\nWorker bundle with the 60-route configuration file: ${bundleSize} (wrangler deploy --dry-run, minified)`);
 if (failed) process.exit(1);
+
+/** Starts `wrangler dev` (its own process group, loopback, a free port), asks for `path` once, stops it. */
+async function underWorkerd(args, path) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...args, "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false"], {
+    cwd: root,
+    detached: true,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", WRANGLER_SEND_ERROR_REPORTS: "false" },
+  });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const exited = new Promise((done) => child.on("exit", done));
+  let status;
+  try {
+    for (let waited = 0; waited < 120 && child.exitCode === null && !/Ready on/.test(output); waited++) await sleep(1000);
+    if (/Ready on/.test(output)) status = (await fetch(`http://127.0.0.1:${port}${path}`)).status;
+    await sleep(500); // the decision log line follows the response
+  } finally {
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+    await Promise.race([exited, sleep(5000)]);
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+  return { status, output };
+}
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+    server.on("error", fail);
+  });
+}
+
+function sleep(ms) {
+  return new Promise((done) => setTimeout(done, ms));
+}

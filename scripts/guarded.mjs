@@ -2,11 +2,13 @@
 // An invalid configuration never ships; a real deploy (anything but --dry-run) also refuses placeholders
 // (check-config --strict). Arguments after `--` reach both: `npm run deploy -- --env staging`.
 // With the file form (portcullis.config.json, or --config-file PATH, README "Configuration files") the check
-// also writes the validated file as a module (.wrangler/portcullis/) and wrangler bundles it in place of
-// src/config/bundled-file.ts (`--alias`), so the Worker ships exactly what was checked.
+// also writes the validated file as a module (.wrangler/portcullis/), and wrangler bundles exactly that:
+// build and deploy substitute src/config/bundled-file.ts with it (`--alias`, any size); dev defines its
+// value (`--define`), because `wrangler dev` (4.156) ignores `--alias` (it takes aliases from the config
+// file only), and one command-line argument is limited (128 KiB on Linux), so dev refuses beyond that.
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { BUNDLED_IMPORT, bundledModulePath } from "./config-file.mjs";
 
 const given = process.argv.slice(2);
@@ -36,6 +38,8 @@ const check = [
   bundledModule,
 ];
 
+/** Below Linux's 128 KiB limit on one command-line argument (MAX_ARG_STRLEN). */
+const DEV_DEFINE_LIMIT = 120 * 1024;
 const run = (command, commandArgs) => spawnSync(command, commandArgs, { stdio: "inherit" }).status ?? 1;
 // A module left from an earlier build must never ship: only this check may write it.
 rmSync(bundledModule, { force: true });
@@ -45,5 +49,16 @@ if (checked !== 0) {
   process.exit(checked);
 }
 // The check writes the module only for the file form; the [vars] form bundles the stand-in (no file).
-const fileForm = existsSync(bundledModule);
-process.exit(run("wrangler", [...args, ...(fileForm ? ["--alias", `${BUNDLED_IMPORT}:${bundledModule}`] : [])]));
+process.exit(run("wrangler", [...args, ...(existsSync(bundledModule) ? await bundledFlags() : [])]));
+
+async function bundledFlags() {
+  if (args[0] !== "dev") return ["--alias", `${BUNDLED_IMPORT}:${bundledModule}`];
+  const { default: bundled } = await import(pathToFileURL(bundledModule).href);
+  const define = `__PORTCULLIS_CONFIG_FILE__:${JSON.stringify(bundled)}`;
+  if (Buffer.byteLength(define) > DEV_DEFINE_LIMIT) {
+    console.error(`dev refused: ${bundled.file} is ${Buffer.byteLength(define)} bytes as JSON, too large to hand to wrangler dev on its command line (${DEV_DEFINE_LIMIT} bytes); \`npm run build\` bundles it at any size`);
+    process.exit(1);
+  }
+  console.log(`dev: ${bundled.file} bundled as validated; restart \`npm run dev\` after editing it`);
+  return ["--define", define];
+}

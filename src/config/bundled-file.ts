@@ -7,11 +7,15 @@ export interface BundledConfig {
   config: unknown;
 }
 
+/** Set by `npm run dev` (wrangler `--define`); undeclared everywhere else. */
+declare const __PORTCULLIS_CONFIG_FILE__: BundledConfig | undefined;
+
 /**
- * The bundled file, or nothing (the `[vars]` form). This module is a stand-in: `npm run build`, `deploy` and
- * `dev` (scripts/guarded.mjs) validate the file first, then have wrangler substitute this import
- * (`--alias ./config/bundled-file:...`) with a module generated from the exact bytes they validated. Tests
- * and plain `wrangler` runs get this stand-in, so they use the var.
+ * The bundled file, or nothing (the `[vars]` form). scripts/guarded.mjs validates the file first
+ * (check-config), then hands wrangler exactly what it validated: `npm run build`/`deploy` substitute this
+ * whole module (`--alias ./config/bundled-file:<generated module>`, no size limit); `npm run dev` defines
+ * `__PORTCULLIS_CONFIG_FILE__` (`--define`), because `wrangler dev` ignores `--alias`. Tests and plain
+ * `wrangler` runs get neither, so they use the var.
  */
-const bundled: BundledConfig | undefined = undefined;
+const bundled: BundledConfig | undefined = typeof __PORTCULLIS_CONFIG_FILE__ === "undefined" ? undefined : __PORTCULLIS_CONFIG_FILE__;
 export default bundled;
