@@ -19,10 +19,11 @@ try {
 } catch (error) {
   fail(`${error.message}\n${USAGE}`);
 }
+// First, as it also catches `--config portcullis.config.json` (the wrangler config's flag) with a clear word.
+const found = findConfigFile(args, fail);
 // Wrangler's own reader: same TOML parsing and env rules as deploy (an unknown --env is an error).
 const wrangler = readWranglerConfig(args, fail);
 const vars = wrangler.vars ?? {};
-const found = findConfigFile(args, fail);
 const file = found && readConfigFile(found, fail);
 
 const { loadConfig, parseOrigin, formatIssues } = await loadSource(

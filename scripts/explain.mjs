@@ -37,8 +37,8 @@ const headers = (args.header ?? []).map((line) => {
   return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()];
 });
 
-const vars = readVars(args, fail);
 const found = findConfigFile(args, fail);
+const vars = readVars(args, fail);
 const file = found && readConfigFile(found, fail);
 const { loadConfig, formatIssues, explain } = await loadSource(
   'export * from "./src/config/load"; export { explain } from "./src/pipeline/explain";',
