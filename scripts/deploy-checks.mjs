@@ -12,15 +12,20 @@ export function varBytes(value) {
   return new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value)).length;
 }
 
-/** Platform limits on `[vars]`: one issue per var over the size limit, one if there are too many. */
-export function limitIssues(vars) {
+/**
+ * Platform limits on `[vars]`: one issue per var over the size limit, one if there are too many. For
+ * PORTCULLIS_CONFIG the way out is named: the file form (`configFile`, the name for this --env), which the
+ * build bundles into the Worker, so no variable limit applies.
+ */
+export function limitIssues(vars, configFile = "portcullis.config.json") {
   const issues = [];
   for (const [name, value] of Object.entries(vars)) {
     const bytes = varBytes(value);
     if (bytes > VAR_SIZE_LIMIT) {
+      const way = name === "PORTCULLIS_CONFIG" ? `; move it to ${configFile} (the same JSON document as a file the build bundles into the Worker, no variable limit: README "Configuration files")` : "";
       issues.push({
         field: name,
-        message: `is ${bytes} bytes as uploaded (JSON); Cloudflare limits an environment variable to 5 KB (${VAR_SIZE_LIMIT} bytes): deploying it would fail`,
+        message: `is ${bytes} bytes as uploaded (JSON); Cloudflare limits an environment variable to 5 KB (${VAR_SIZE_LIMIT} bytes): deploying it would fail${way}`,
       });
     }
   }
@@ -44,9 +49,10 @@ function hostOf(value) {
 /**
  * Placeholders: KV namespace ids such as `replace-with-your-kv-namespace-id`, and URLs on the reserved
  * example domains (RFC 2606) in ORIGIN_URL, issuers, JWKS and introspection endpoints, audiences and the
- * resource metadata. Walks the vars generically, so every URL-valued field is covered.
+ * resource metadata. Walks the vars and the configuration file (`file`: `{ name, config }`) generically, so
+ * every URL-valued field is covered.
  */
-export function placeholderIssues(wrangler) {
+export function placeholderIssues(wrangler, file) {
   const issues = [];
   for (const [i, namespace] of (wrangler.kv_namespaces ?? []).entries()) {
     if (typeof namespace.id === "string" && PLACEHOLDER_TEXT.test(namespace.id)) {
@@ -61,12 +67,21 @@ export function placeholderIssues(wrangler) {
     else if (value && typeof value === "object") for (const [key, item] of Object.entries(value)) walk(item, `${field}.${key}`);
   };
   for (const [name, value] of Object.entries(wrangler.vars ?? {})) walk(value, name);
+  if (file) {
+    const before = issues.length;
+    walk(file.config, "");
+    // Named as in check-config's other file messages: `portcullis.config.json: issuers.0.issuer`.
+    for (const issue of issues.slice(before)) issue.field = issue.field ? `${file.name}: ${issue.field.slice(1)}` : file.name;
+  }
   return issues;
 }
 
-/** ` (route "name")` for an issue on `PORTCULLIS_CONFIG.routes.N...`, so a long table is easy to search. */
+/**
+ * ` (route "name")` for an issue on `PORTCULLIS_CONFIG.routes.N...` or `portcullis.config.json: routes.N...`,
+ * so a long table is easy to search.
+ */
 export function routeLabel(field, config) {
-  const match = /^PORTCULLIS_CONFIG\.routes\.(\d+)(\.|$)/.exec(field);
+  const match = /^(?:PORTCULLIS_CONFIG\.|[^:]+: )routes\.(\d+)(\.|$)/.exec(field);
   const route = match && config && Array.isArray(config.routes) ? config.routes[Number(match[1])] : undefined;
   if (!route || typeof route !== "object") return "";
   const methods = Array.isArray(route.methods) ? route.methods.join(",") : "*";

@@ -1,14 +1,16 @@
-// `npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config PATH] [--json]`
-// Prints what the gate would decide for that request with the wrangler.toml configuration: the canonical
+// `npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config wrangler.toml] [--config-file portcullis.config.json] [--json]`
+// Prints what the gate would decide for that request with the project's configuration (the file, or
+// `[vars] PORTCULLIS_CONFIG`, chosen as check-config and the Worker choose): the canonical
 // path, the matched rule, its requirement, and the decision with its reason. It runs the gate's own steps
 // (src/pipeline/explain.ts). A token is checked as far as it can be without keys (structure, issuer, header,
 // typ, exp/nbf/aud/iss, iat, cnf, ID-token claims, required claims, tenant); the checks that need keys or an
 // upstream (signature, key selection, key sets, introspection, decryption) are listed as not checked, and the
 // decision assumes they pass. Exit 0 = allow, 1 = deny, 2 = bad arguments or configuration.
 import { parseArgs } from "node:util";
+import { findConfigFile, readConfigFile } from "./config-file.mjs";
 import { loadSource, readVars } from "./lib.mjs";
 
-const USAGE = 'npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config PATH] [--json]';
+const USAGE = 'npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config wrangler.toml] [--config-file portcullis.config.json] [--json]';
 
 let parsed;
 try {
@@ -19,6 +21,7 @@ try {
       header: { type: "string", multiple: true },
       env: { type: "string" },
       config: { type: "string" },
+      "config-file": { type: "string" },
       json: { type: "boolean" },
     },
   });
@@ -34,12 +37,14 @@ const headers = (args.header ?? []).map((line) => {
   return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()];
 });
 
+const found = findConfigFile(args, fail);
 const vars = readVars(args, fail);
-const { parseConfig, formatIssues, explain } = await loadSource(
+const file = found && readConfigFile(found, fail);
+const { loadConfig, formatIssues, explain } = await loadSource(
   'export * from "./src/config/load"; export { explain } from "./src/pipeline/explain";',
   fail,
 );
-const config = parseConfig(vars.PORTCULLIS_CONFIG);
+const config = file?.error ? { ok: false, issues: [file.error] } : loadConfig(file && { file: file.name, config: file.config }, vars.PORTCULLIS_CONFIG);
 if (!config.ok) fail(`the configuration is invalid (run npm run check-config):\n${formatIssues(config.issues).join("\n")}`);
 
 let result;

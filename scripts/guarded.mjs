@@ -1,25 +1,64 @@
 // `npm run build` / `npm run deploy` / `npm run dev`: the configuration check first, then wrangler with the same arguments.
 // An invalid configuration never ships; a real deploy (anything but --dry-run) also refuses placeholders
 // (check-config --strict). Arguments after `--` reach both: `npm run deploy -- --env staging`.
+// With the file form (portcullis.config.json, or --config-file PATH, README "Configuration files") the check
+// also writes the validated file as a module (.wrangler/portcullis/), and wrangler bundles exactly that:
+// build and deploy substitute src/config/bundled-file.ts with it (`--alias`, any size); dev defines its
+// value (`--define`), because `wrangler dev` (4.156) ignores `--alias` (it takes aliases from the config
+// file only), and one command-line argument is limited (128 KiB on Linux), so dev refuses beyond that.
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { existsSync, rmSync } from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { BUNDLED_IMPORT, bundledModulePath } from "./config-file.mjs";
 
-const args = process.argv.slice(2);
+const given = process.argv.slice(2);
 const option = (name) => {
-  const i = args.findIndex((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
-  if (i < 0) return [];
-  const value = args[i].includes("=") ? args[i].slice(name.length + 3) : args[i + 1];
-  return value === undefined || value === "" ? [] : [`--${name}`, value];
+  const i = given.findIndex((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
+  if (i < 0) return { flag: [], at: [] };
+  const value = given[i].includes("=") ? given[i].slice(name.length + 3) : given[i + 1];
+  const at = given[i].includes("=") ? [i] : [i, i + 1];
+  return { flag: value === undefined || value === "" ? [] : [`--${name}`, value], at, value };
 };
+const env = option("env");
+const configFile = option("config-file");
+// --config-file is Portcullis's own: wrangler never sees it.
+const args = given.filter((_, i) => !configFile.at.includes(i));
 const dryRun = args.includes("--dry-run");
 // Only a real deploy refuses placeholders; a dry run (build) and `wrangler dev` warn about them.
 const strict = args[0] === "deploy" && !dryRun;
-const check = [fileURLToPath(new URL("check-config.mjs", import.meta.url)), ...option("env"), ...option("config"), ...(strict ? ["--strict"] : [])];
+const wranglerConfig = option("config");
+const bundledModule = bundledModulePath({ config: wranglerConfig.value, env: env.value });
+const check = [
+  fileURLToPath(new URL("check-config.mjs", import.meta.url)),
+  ...env.flag,
+  ...wranglerConfig.flag,
+  ...configFile.flag,
+  ...(strict ? ["--strict"] : []),
+  "--emit",
+  bundledModule,
+];
 
+/** Below Linux's 128 KiB limit on one command-line argument (MAX_ARG_STRLEN). */
+const DEV_DEFINE_LIMIT = 120 * 1024;
 const run = (command, commandArgs) => spawnSync(command, commandArgs, { stdio: "inherit" }).status ?? 1;
+// A module left from an earlier build must never ship: only this check may write it.
+rmSync(bundledModule, { force: true });
 const checked = run(process.execPath, check);
 if (checked !== 0) {
-  console.error(`\n${strict ? "deploy" : args[0] === "dev" ? "dev" : "build"} refused: fix the configuration above (npm run check-config -- ${check.slice(1).join(" ")})`);
+  console.error(`\n${strict ? "deploy" : args[0] === "dev" ? "dev" : "build"} refused: fix the configuration above (npm run check-config -- ${check.slice(1, -2).join(" ")})`);
   process.exit(checked);
 }
-process.exit(run("wrangler", args));
+// The check writes the module only for the file form; the [vars] form bundles the stand-in (no file).
+process.exit(run("wrangler", [...args, ...(existsSync(bundledModule) ? await bundledFlags() : [])]));
+
+async function bundledFlags() {
+  if (args[0] !== "dev") return ["--alias", `${BUNDLED_IMPORT}:${bundledModule}`];
+  const { default: bundled } = await import(pathToFileURL(bundledModule).href);
+  const define = `__PORTCULLIS_CONFIG_FILE__:${JSON.stringify(bundled)}`;
+  if (Buffer.byteLength(define) > DEV_DEFINE_LIMIT) {
+    console.error(`dev refused: ${bundled.file} is ${Buffer.byteLength(define)} bytes as JSON, too large to hand to wrangler dev on its command line (${DEV_DEFINE_LIMIT} bytes); \`npm run build\` bundles it at any size`);
+    process.exit(1);
+  }
+  console.log(`dev: ${bundled.file} bundled as validated; restart \`npm run dev\` after editing it`);
+  return ["--define", define];
+}

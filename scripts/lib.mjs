@@ -1,13 +1,15 @@
 // Shared by the operator CLIs (check-config, explain): read wrangler.toml the way wrangler does, and load
 // src/ code (extensionless TypeScript imports, which Node cannot resolve) by bundling it with esbuild.
+// The configuration file (portcullis.config.json) is found and read by config-file.mjs.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { unstable_readConfig } from "wrangler";
+import { ROOT } from "./config-file.mjs";
 
-export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export { ROOT };
 
 /** `[vars]` (or `[env.NAME.vars]`) of the wrangler config; `vars` are not inherited by envs, as in deploy. */
 export function readVars(args, fail) {

@@ -1,13 +1,16 @@
-import { formatIssues, parseConfig, type ConfigIssue } from "./config/load";
+import bundledFile from "./config/bundled-file";
+import { formatIssues, loadConfig, type ConfigIssue } from "./config/load";
 import { parseOrigin } from "./config/origin";
 import { consoleLog } from "./lib/log";
 import { createGate, type Env, type Gate } from "./pipeline/gate";
 import { configInvalidAnswer } from "./pipeline/local";
 
 /**
- * The deployable Worker: the gate, then the origin. Configuration comes from `[vars]` (`PORTCULLIS_CONFIG`,
- * `ORIGIN_URL`); it is validated once per isolate and on every change. No router in front: every request
- * goes through the one pipeline (pipeline/gate.ts), so there is no path around it.
+ * The deployable Worker: the gate, then the origin. Configuration comes from the file bundled at build time
+ * (`portcullis.config.json`, config/bundled-file.ts) or from `[vars]` (`PORTCULLIS_CONFIG`), never both, and
+ * `ORIGIN_URL`. It is validated here again (the build validated it too: fail closed whatever shipped), once
+ * per isolate and on every change. No router in front: every request goes through the one pipeline
+ * (pipeline/gate.ts), so there is no path around it.
  */
 
 type App = {
@@ -42,10 +45,10 @@ export default {
 } satisfies ExportedHandler<Env>;
 
 function buildApp(env: Env): App {
-  const parsed = parseConfig(env.PORTCULLIS_CONFIG);
+  const parsed = loadConfig(bundledFile, env.PORTCULLIS_CONFIG);
   const origin = parseOrigin(env.ORIGIN_URL);
   const issues: ConfigIssue[] = [
-    ...(parsed.ok ? [] : parsed.issues.map((issue) => ({ ...issue, field: `PORTCULLIS_CONFIG.${issue.field}` }))),
+    ...(parsed.ok ? [] : parsed.issues),
     ...(origin instanceof Error ? [{ field: "ORIGIN_URL", message: origin.message }] : []),
   ];
   if (!parsed.ok || origin instanceof Error) return { fetch: configInvalidAnswer(formatIssues(issues), consoleLog) };

@@ -1,11 +1,47 @@
 import * as v from "valibot";
+import type { BundledConfig } from "./bundled-file";
 import { applyPreset } from "./presets";
 import { crossFieldIssues, type ConfigIssue } from "./rules";
 import { ConfigSchema, type ResolvedConfig } from "./schema";
 
 export type { ConfigIssue } from "./rules";
+export type { BundledConfig } from "./bundled-file";
 
 export type ConfigResult = { ok: true; config: ResolvedConfig } | { ok: false; issues: ConfigIssue[] };
+
+/** Where the raw configuration came from: the bundled file or the `PORTCULLIS_CONFIG` var. */
+export type ConfigSource = { ok: true; raw: unknown; name: string } | { ok: false; issues: ConfigIssue[] };
+
+export const CONFIG_VAR = "PORTCULLIS_CONFIG";
+
+/**
+ * The one configuration to validate: the bundled file or the var, never both. Both set is refused (a
+ * deploy that left an old var behind, or a file added beside it) rather than one silently winning.
+ * Shared by the Worker (at every isolate start) and check-config (at build), so they cannot disagree.
+ */
+export function configSource(bundled: BundledConfig | undefined, variable: unknown): ConfigSource {
+  if (bundled && variable !== undefined) {
+    return { ok: false, issues: [{ field: CONFIG_VAR, message: `is set, and so is the configuration file ${bundled.file}: configure one of them, not both (remove the var, or the file)` }] };
+  }
+  return bundled ? { ok: true, raw: bundled.config, name: bundled.file } : { ok: true, raw: variable, name: CONFIG_VAR };
+}
+
+/**
+ * A field as the user finds it: `PORTCULLIS_CONFIG.routes.3.path` in the var, `portcullis.config.json:
+ * routes.3.path` in the file; the whole document (`(root)`) is the var's or the file's name.
+ */
+export function sourceField(name: string, field: string): string {
+  if (field === "(root)") return name;
+  return name === CONFIG_VAR ? `${name}.${field}` : `${name}: ${field}`;
+}
+
+/** The configuration from its one source, validated, each issue named as the user finds it (`sourceField`). */
+export function loadConfig(bundled: BundledConfig | undefined, variable: unknown): ConfigResult {
+  const source = configSource(bundled, variable);
+  if (!source.ok) return source;
+  const parsed = parseConfig(source.raw);
+  return parsed.ok ? parsed : { ok: false, issues: parsed.issues.map((issue) => ({ ...issue, field: sourceField(source.name, issue.field) })) };
+}
 
 /**
  * Validates raw configuration (an object from `[vars]`, or its JSON text) and applies defaults.
