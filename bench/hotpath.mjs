@@ -4,14 +4,15 @@
 // (V8 is workerd's engine, but Request/Headers are Node's). Rows alternate in short slices, so machine
 // drift hits all alike; the table shows µs per request (median of the slices) and the overhead over the
 // pass-through. `--profile` writes one V8 CPU profile per Portcullis row and attributes its samples to the
-// pipeline stages by the source module of the innermost Portcullis frame (see STAGES).
+// pipeline stages by the source module of the innermost Portcullis frame (bench/lib/stages.mjs).
 import "./lib/node-version.mjs";
 import { Session } from "node:inspector/promises";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ALGS, AUDIENCE, OUT, PATH, ROOT, BENCH } from "./lib/constants.mjs";
-import { makeKeys, makeTokens, bearer } from "./lib/fixtures.mjs";
+import { ALGS, AUDIENCE, BENCH, OUT, PATH, ROOT } from "./lib/constants.mjs";
+import { bearer, makeKeys, makeTokens } from "./lib/fixtures.mjs";
+import { stageAttribution, stageTable } from "./lib/stages.mjs";
 import { fmt, median } from "./lib/stats.mjs";
 
 const { build } = await import("esbuild");
@@ -19,19 +20,6 @@ const { values: args } = parseArgs({ options: { profile: { type: "boolean" }, al
 const ISSUER = "https://issuer.bench.example/";
 const dir = join(OUT, "hotpath");
 mkdirSync(dir, { recursive: true });
-
-/** Source module -> pipeline stage (first match wins); frames outside these are attributed to their caller. */
-export const STAGES = [
-  [/src\/pipeline\/(request|local)\.ts|src\/policy\/path\.ts|src\/lib\/url\.ts/, "request (URL, canonical path, local answers)"],
-  [/src\/extract\//, "extract (bearer token)"],
-  [/src\/validate\/|node_modules\/jose\//, "validate (token cache, JWS, keys, claims; jose)"],
-  [/src\/pipeline\/decide\.ts|src\/policy\//, "decide (rule match, requirements)"],
-  [/src\/pipeline\/identity\.ts|src\/forward\/headers\.ts|src\/lib\/claim-path\.ts/, "identity (identity headers, header copy)"],
-  [/src\/forward\//, "forward (outbound request)"],
-  [/src\/pipeline\/decision-log\.ts|src\/lib\/log\.ts/, "log"],
-  [/src\/pipeline\/gate\.ts|src\/worker\.ts/, "gate (the steps' glue)"],
-  [/src\/config\//, "config"],
-];
 
 async function bundle(entry, name) {
   const outfile = join(dir, `${name}.mjs`);
@@ -119,20 +107,7 @@ for (const { alg, us, offVsJose, onVsJose, onVsFloor } of table) {
 }
 
 if (args.profile) {
-  const lines = readFileSync(portcullis.outfile, "utf8").split("\n");
-  // esbuild's `// path` comment before each module's code: bundle line -> source module.
-  const moduleAt = [];
-  let current = "";
-  lines.forEach((line, i) => {
-    const m = /^\/\/ (\S+\.(?:ts|js|mjs))$/.exec(line);
-    if (m) current = m[1];
-    moduleAt[i] = current;
-  });
-  const stageOf = (frame) => {
-    if (!frame.url.includes("portcullis.mjs")) return undefined;
-    const module = moduleAt[frame.lineNumber] ?? "";
-    return STAGES.find(([re]) => re.test(module))?.[1] ?? (module.includes("node_modules") ? `other library (${module.split("node_modules/")[1]?.split("/")[0]})` : undefined);
-  };
+  const attribute = stageAttribution(portcullis.outfile, (url) => url.includes("portcullis.mjs"));
   for (const id of ["pc-off", "pc-on"]) {
     const row = { id, worker: "portcullis", alg: algs[0] };
     const session = new Session();
@@ -148,23 +123,10 @@ if (args.profile) {
     }
     const { profile } = await session.post("Profiler.stop");
     session.disconnect();
-    writeFileSync(join(dir, `${id}-${row.alg}.cpuprofile`), JSON.stringify(profile));
-    const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
-    const parent = new Map();
-    for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
-    const byStage = new Map();
-    let total = 0;
-    profile.samples.forEach((sample, i) => {
-      const dt = profile.timeDeltas[i] ?? 0;
-      total += dt;
-      let stage;
-      for (let at = sample; at !== undefined && !stage; at = parent.get(at)) stage = stageOf(nodes.get(at).callFrame);
-      const leaf = nodes.get(sample).callFrame.functionName;
-      stage ??= ["(idle)", "(program)", "(garbage collector)"].includes(leaf) ? leaf : "outside Portcullis (bench loop, Node's Request/Response, runtime)";
-      byStage.set(stage, (byStage.get(stage) ?? 0) + dt);
-    });
-    console.log(`\n${id} ${row.alg}: ${n} requests profiled, ${fmt(total / n, 1)} µs of samples per request (profiler on); profile in ${join(dir, `${id}-${row.alg}.cpuprofile`)}`);
-    console.log("| stage | µs per request | share |\n|---|---:|---:|");
-    for (const [stage, us] of [...byStage].sort((a, b) => b[1] - a[1])) console.log(`| ${stage} | ${fmt(us / n, 1)} | ${fmt((100 * us) / total, 1)} % |`);
+    const file = join(dir, `${id}-${row.alg}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    const stages = attribute(profile);
+    console.log(`\n${id} ${row.alg}: ${n} requests profiled, ${fmt(stages.total / n, 1)} µs of samples per request (profiler on); profile in ${file}`);
+    console.log(stageTable(stages, n));
   }
 }

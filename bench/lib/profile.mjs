@@ -1,10 +1,11 @@
 // --profile ROW_ID: a V8 CPU profile of one row's isolate under load, through workerd's inspector, and a
 // summary of where the time goes (self and inclusive time per function).
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { OUT } from "./constants.mjs";
 import { say } from "./log.mjs";
 import { loadJob, runLoad } from "./measure.mjs";
+import { stageAttribution, stageTable } from "./stages.mjs";
 import { fmt } from "./stats.mjs";
 
 export async function profileRow(row, workerd, settings) {
@@ -23,6 +24,12 @@ export async function profileRow(row, workerd, settings) {
   writeFileSync(file, JSON.stringify(profile));
   say(`${row.id} under the profiler: ${fmt(result.rps, 0)} req/s; profile written to ${file} (open in Chrome DevTools)`);
   printHotspots(profile, result.requests);
+  // Per stage, for a Worker bundled here unminified (--profile): the Portcullis rows built from src/.
+  const script = workerd.scriptOf[row.worker];
+  if (script?.startsWith(join(OUT, "workers"))) {
+    const attribute = stageAttribution(script, (url) => url.endsWith(basename(script)));
+    console.log(`per stage (samples charged to the innermost frame in a gate module):\n${stageTable(attribute(profile), result.requests)}\n`);
+  }
 }
 
 /** The DevTools protocol on one Worker's isolate: `send` answers the reply to its command. */

@@ -31,6 +31,7 @@ export async function startWorkers({ bundle, scripts, keys, tokens, servers, com
   const unpin = options.pin ? pin(pid) : async () => {};
   return {
     portOf: Object.fromEntries(specs.map((spec) => [spec.name, spec.port])),
+    scriptOf: Object.fromEntries(specs.map((spec) => [spec.name, spec.script])),
     pid,
     logs,
     inspectorPort,

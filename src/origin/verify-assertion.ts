@@ -1,7 +1,8 @@
 /**
  * Origin side: verify the assertion Portcullis attaches to each forwarded request. One call, request in,
- * verified identity out. Self-contained (only `jose`), so it runs unchanged in a Worker, in Node 22+ (which
- * strips the types) or in any bundler:
+ * verified identity out. Self-contained (only `jose`), so it runs unchanged in a Worker, in Node 20+ (the
+ * package's compiled build/origin/verify-assertion.js), from source in Node 22.18+ (which strips the types;
+ * not under node_modules) or in any bundler:
  *
  *   import { createRemoteJWKSet } from "jose";
  *   import { verifyAssertion } from "portcullis/origin";
