@@ -42,9 +42,9 @@ export async function readMcpRequest(request: Request, mcp: McpConfig): Promise<
  * `body` undefined: there is none (or it is not read).
  */
 export function mcpMessage(method: string, headers: Headers, body: Uint8Array | undefined, mcp: Pick<McpConfig, "read_body" | "max_body_bytes">): McpMessage {
-  if (body && body.byteLength > mcp.max_body_bytes) throw tooLarge();
   const header = mirroredHeaders(headers);
   if (!mcp.read_body) return fromHeaders(method, headers, header);
+  if (body && body.byteLength > mcp.max_body_bytes) throw tooLarge();
   if (!body?.byteLength && STREAM_METHODS.has(method)) {
     if (header.method !== undefined || header.name !== undefined) throw mismatch();
     return { kind: "none" };

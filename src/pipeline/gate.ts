@@ -144,7 +144,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       line.rule = route.name;
       const mcp = route.rule.mcp && (await readMcpRequest(request, route.rule.mcp));
       const operation = matchOperation(rules, route, mcp ? mcp.message : undefined);
-      if (operation?.label !== undefined) line.operation = operation.label.slice(0, 200);
+      if (operation?.label !== undefined) line.operation = operation.label;
       // Token verification (401/503) with what the rule asks of it (`introspect`).
       const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, deps(env, waitUntil)));
       if (token) decisions.token(line, token);

@@ -93,7 +93,7 @@ export function unmatchableName(operation: McpOperationConfig): string | undefin
   return `can never match: ${operation.method} carries no name (names apply to ${[...MCP_NAMED_METHODS.keys()].join(", ")})`;
 }
 
-/** The operation as logs and explain show it: `tools/call admin_reset`, `tools/list`. */
+/** The operation as logs and explain show it: `tools/call admin_reset`, `tools/list`; at most 200 characters. */
 export function operationLabel(request: OperationRequest): string {
-  return request.name === undefined ? request.method : `${request.method} ${request.name}`;
+  return (request.name === undefined ? request.method : `${request.method} ${request.name}`).slice(0, 200);
 }
