@@ -81,6 +81,18 @@ describe("MCP operations: allowed operations reach the origin unchanged", () => 
     expect(lastDecision()).toMatchObject({ outcome: "allow", operation: "tools/call search" });
   });
 
+  it("a body streamed without a length arrives whole and unchanged", async () => {
+    const bytes = new TextEncoder().encode(encode(call("search")));
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 7) controller.enqueue(bytes.slice(i, i + 7));
+        controller.close();
+      },
+    });
+    const seen = await originSaw(await gate.request("/mcp", { method: "POST", headers: { ...bearer(token), "content-type": "application/json" }, body: stream }));
+    expect(seen.bodyBase64).toBe(base64(encode(call("search"))));
+  });
+
   it("an Mcp-Name in the Base64 sentinel agreeing with the body is allowed", async () => {
     const body = encode({ jsonrpc: "2.0", id: 3, method: "resources/read", params: { uri: "file:///docs/ä b.md" } });
     const headers = { "mcp-method": "resources/read", "mcp-name": `=?base64?${base64("file:///docs/ä b.md")}?=` };
