@@ -5,7 +5,7 @@
  */
 
 /** A string token of a text JSON.parse accepted (so escapes are well formed). */
-const STRING = /"(?:[^"\\]|\\.)*"/y;
+const STRING = /"(?:[^"\\]+|\\.)*"/y;
 
 /** The parsed value; throws SyntaxError on invalid JSON or a repeated member name. */
 export function parseJsonStrict(text: string): unknown {
@@ -14,24 +14,28 @@ export function parseJsonStrict(text: string): unknown {
   return value;
 }
 
+/** The characters the walk acts on; everything between them (numbers, literals, white space) is skipped. */
+const STRUCTURAL = /[{}[\],"]/g;
+
 /** Walks the (valid) text: for each open object, the names seen, and whether the next string is a name. */
 function checkUniqueNames(text: string): void {
   const stack: ({ names: Set<string>; expectName: boolean } | undefined)[] = [];
-  for (let i = 0; i < text.length; i++) {
-    const char = text[i];
+  STRUCTURAL.lastIndex = 0;
+  for (let found = STRUCTURAL.exec(text); found; found = STRUCTURAL.exec(text)) {
+    const char = found[0];
     if (char === "{") stack.push({ names: new Set(), expectName: true });
     else if (char === "[") stack.push(undefined);
     else if (char === "}" || char === "]") stack.pop();
     else if (char === ",") {
       const top = stack.at(-1);
       if (top) top.expectName = true;
-    } else if (char === '"') {
-      STRING.lastIndex = i;
+    } else {
+      STRING.lastIndex = found.index;
       const token = STRING.exec(text)![0];
-      i += token.length - 1;
+      STRUCTURAL.lastIndex = found.index + token.length;
       const top = stack.at(-1);
       if (!top?.expectName) continue;
-      const name = JSON.parse(token) as string;
+      const name = token.includes("\\") ? (JSON.parse(token) as string) : token.slice(1, -1);
       if (top.names.has(name)) throw new SyntaxError("repeated member name");
       top.names.add(name);
       top.expectName = false;
