@@ -10,11 +10,12 @@ import { parseJsonStrict } from "../lib/json";
  *
  * Exactly one JSON-RPC 2.0 message: a batch (an array; JSON-RPC batching left MCP in 2025-06-18) is
  * refused, since its members would each need authorizing and origins disagree on partial answers. GET,
- * HEAD and DELETE without a body (the 2025-11-25 SSE stream and session end) carry no message.
+ * HEAD, DELETE and OPTIONS without a body (the 2025-11-25 SSE stream and session end, a preflight under
+ * `methods.cors_preflight = "authorize"`) carry no message.
  */
 
 export type McpMessage =
-  /** GET, HEAD or DELETE without a body: no JSON-RPC message. */
+  /** GET, HEAD, DELETE or OPTIONS without a body: no JSON-RPC message. */
   | { kind: "none" }
   /** A request or a notification: `name` is the tool or prompt name or the resource URI of a named method. */
   | { kind: "request" | "notification"; method: string; name: string | undefined }
@@ -28,7 +29,7 @@ export interface ReadMcp {
 }
 
 /** Methods whose requests carry no JSON-RPC message when they carry no body. */
-const STREAM_METHODS = new Set(["GET", "HEAD", "DELETE"]);
+const NO_MESSAGE_METHODS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 
 /** The message of `request` on an MCP route. Refuses (400, 413) anything it cannot read as one message. */
 export async function readMcpRequest(request: Request, mcp: McpConfig): Promise<ReadMcp> {
@@ -45,7 +46,7 @@ export function mcpMessage(method: string, headers: Headers, body: Uint8Array | 
   const header = mirroredHeaders(headers);
   if (!mcp.read_body) return fromHeaders(method, headers, header);
   if (body && body.byteLength > mcp.max_body_bytes) throw tooLarge();
-  if (!body?.byteLength && STREAM_METHODS.has(method)) {
+  if (!body?.byteLength && NO_MESSAGE_METHODS.has(method)) {
     if (header.method !== undefined || header.name !== undefined) throw mismatch();
     return { kind: "none" };
   }
@@ -97,7 +98,7 @@ function checkAgreement(message: McpMessage, header: Mirrored): void {
 function fromHeaders(method: string, headers: Headers, header: Mirrored): McpMessage {
   if (header.method === undefined) {
     if (header.name !== undefined) throw mismatch();
-    if (STREAM_METHODS.has(method)) return { kind: "none" };
+    if (NO_MESSAGE_METHODS.has(method)) return { kind: "none" };
     throw invalidRequest("mcp_method_missing");
   }
   const version = headers.get("mcp-protocol-version");

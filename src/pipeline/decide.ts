@@ -40,7 +40,7 @@ export interface OperationMatch {
 /**
  * On a route with `mcp` (`message` read by extract/mcp.ts): a request or notification is allowed only by
  * the operation listed for it; a client-sent response only with `allow_responses`; a request carrying no
- * message (GET, HEAD, DELETE without a body) by the rule alone. Undefined on other routes.
+ * message (GET, HEAD, DELETE, OPTIONS without a body) by the rule alone. Undefined on other routes.
  */
 export function matchOperation(rules: Rules, route: CompiledRoute, message: McpMessage | undefined): OperationMatch | undefined {
   if (!message || !route.rule.mcp) return undefined;

@@ -225,6 +225,13 @@ describe("T-K2 a rule for one tool authorizes that tool only", () => {
     }
   });
 
+  it("T-K2 a DELETE or PUT carrying a body is read as a message like a POST: an unlisted tool stays refused", async () => {
+    for (const method of ["DELETE", "PUT", "PATCH"]) {
+      await rejected(gate.request("/mcp", { method, headers: bearer(adminToken), body: encode(call("delete_all")) }), 403, "access_denied", "mcp_operation_not_listed");
+    }
+    await rejected(gate.request("/mcp", { method: "PUT", headers: bearer(adminToken) }), 400, "invalid_request", "mcp_body_invalid");
+  });
+
   it("T-K2 a client-sent response is refused where allow_responses is not set", async () => {
     await rejected(rpc("/mcp", { jsonrpc: "2.0", id: 9, result: {} }), 403, "access_denied", "mcp_response_not_allowed");
   });

@@ -83,6 +83,10 @@ describe("MCP message reading", () => {
     expect(mcpMessage("POST", headers(), bytes({ jsonrpc: "2.0", id: 2, method: "resources/read", params: { uri: "file:///a" } }), body)).toEqual({ kind: "request", method: "resources/read", name: "file:///a" });
     expect(mcpMessage("GET", headers(), undefined, body)).toEqual({ kind: "none" });
     expect(mcpMessage("DELETE", headers(), new Uint8Array(), body)).toEqual({ kind: "none" });
+    expect(mcpMessage("OPTIONS", headers(), undefined, body)).toEqual({ kind: "none" });
+    // Any other method, or one of these with a body, is a message.
+    expect(reason(() => mcpMessage("PUT", headers(), undefined, body))).toBe("400 mcp_body_invalid");
+    expect(mcpMessage("DELETE", headers(), bytes(call("search")), body)).toEqual({ kind: "request", method: "tools/call", name: "search" });
   });
 
   it("T-K1 a header that disagrees with the body is a 400, whichever way", () => {
