@@ -1,7 +1,9 @@
-// `npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config wrangler.toml] [--config-file portcullis.config.json] [--json]`
+// `npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--body JSON | --mcp METHOD[:NAME]] [--env NAME] [--config wrangler.toml] [--config-file portcullis.config.json] [--json]`
 // Prints what the gate would decide for that request with the project's configuration (the file, or
 // `[vars] PORTCULLIS_CONFIG`, chosen as check-config and the Worker choose): the canonical
-// path, the matched rule, its requirement, and the decision with its reason. It runs the gate's own steps
+// path, the matched rule, its requirement, on an MCP route the operation, and the decision with its reason.
+// `--body` is the request body as sent; `--mcp tools/call:admin_reset` is short for the body of a JSON-RPC
+// request with that method and name (`params.uri` for resources/*: `--mcp resources/read:file:///a.txt`). It runs the gate's own steps
 // (src/pipeline/explain.ts). A token is checked as far as it can be without keys (structure, issuer, header,
 // typ, exp/nbf/aud/iss, iat, cnf, ID-token claims, required claims, tenant); the checks that need keys or an
 // upstream (signature, key selection, key sets, introspection, decryption) are listed as not checked, and the
@@ -10,7 +12,7 @@ import { parseArgs } from "node:util";
 import { findConfigFile, readConfigFile } from "./config-file.mjs";
 import { loadSource, readVars } from "./lib.mjs";
 
-const USAGE = 'npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--env NAME] [--config wrangler.toml] [--config-file portcullis.config.json] [--json]';
+const USAGE = 'npm run explain -- METHOD URL-or-PATH [--token TOKEN] [--header "Name: value"]... [--body JSON | --mcp METHOD[:NAME]] [--env NAME] [--config wrangler.toml] [--config-file portcullis.config.json] [--json]';
 
 let parsed;
 try {
@@ -19,6 +21,8 @@ try {
     options: {
       token: { type: "string" },
       header: { type: "string", multiple: true },
+      body: { type: "string" },
+      mcp: { type: "string" },
       env: { type: "string" },
       config: { type: "string" },
       "config-file": { type: "string" },
@@ -40,16 +44,18 @@ const headers = (args.header ?? []).map((line) => {
 const found = findConfigFile(args, fail);
 const vars = readVars(args, fail);
 const file = found && readConfigFile(found, fail);
-const { loadConfig, formatIssues, explain } = await loadSource(
-  'export * from "./src/config/load"; export { explain } from "./src/pipeline/explain";',
+const { loadConfig, formatIssues, explain, MCP_NAMED_METHODS } = await loadSource(
+  'export * from "./src/config/load"; export { explain } from "./src/pipeline/explain"; export { MCP_NAMED_METHODS } from "./src/config/schema";',
   fail,
 );
+if (args.body !== undefined && args.mcp !== undefined) fail("give --body or --mcp, not both");
+const body = args.mcp === undefined ? args.body : mcpBody(args.mcp);
 const config = file?.error ? { ok: false, issues: [file.error] } : loadConfig(file && { file: file.name, config: file.config }, vars.PORTCULLIS_CONFIG);
 if (!config.ok) fail(`the configuration is invalid (run npm run check-config):\n${formatIssues(config.issues).join("\n")}`);
 
 let result;
 try {
-  result = explain(config.config, { method, url, token: args.token, headers });
+  result = explain(config.config, { method, url, token: args.token, headers, body });
 } catch (error) {
   fail(error.message);
 }
@@ -67,6 +73,7 @@ function rows(result) {
     ["canonical path", result.path ?? "(refused before matching)"],
     ["rule", result.rule ?? "(none)"],
     ["requirement", result.requirement ?? "-"],
+    ...(result.operation ? [["mcp operation", result.operation]] : []),
     ...(token ? tokenRows(token) : [["token", "none"]]),
     ...(result.scopes ? [["token scopes", result.scopes.join(" ") || "(none)"]] : []),
     ["decision", `${result.decision.toUpperCase()}${result.status ? ` (${result.status})` : ""}${result.report_only ? " (report-only: would be refused, forwarded)" : ""}`],
@@ -80,6 +87,17 @@ function tokenRows(token) {
     ...token.checks.map((check) => ["  checked", `${check.passed ? "ok    " : "FAILED"} ${check.check}${check.reason ? ` (${check.reason})` : ""}`]),
     ...token.not_checked.map((what) => ["  not checked", what]),
   ];
+}
+
+/** `METHOD[:NAME]` as the body of one JSON-RPC request (the name in `params.name` or `params.uri`). */
+function mcpBody(spec) {
+  const colon = spec.indexOf(":");
+  const rpcMethod = colon === -1 ? spec : spec.slice(0, colon);
+  if (!rpcMethod) fail(`--mcp ${JSON.stringify(spec)} is not METHOD[:NAME]`);
+  const field = MCP_NAMED_METHODS.get(rpcMethod);
+  if (colon !== -1 && !field) fail(`--mcp: ${rpcMethod} carries no name`);
+  const params = colon === -1 ? {} : { [field]: spec.slice(colon + 1) };
+  return JSON.stringify({ jsonrpc: "2.0", id: 1, method: rpcMethod, params });
 }
 
 function fail(message) {

@@ -38,9 +38,11 @@ export function honoMiddleware(gate: Gate): MiddlewareHandler<PortcullisEnv> {
     const outcome = await gate.check(c.req.raw, c.env as Env | undefined, waitUntil(c));
     if ("response" in outcome) return outcome.response;
     // The next handlers see exactly what was authorized: the canonical path and the forwarded query (method
-    // overrides and stripped tokens removed), with the cleaned headers. Body and method are the client's.
+    // overrides and stripped tokens removed), with the cleaned headers. An MCP route's body was read to find
+    // its operation: the bytes read go on.
     const { path, search } = outcome.decision;
-    c.req.raw = new Request(new URL(c.req.raw.url).origin + path + search, new Request(c.req.raw, { headers: outcome.headers }));
+    const init = outcome.body ? { headers: outcome.headers, body: outcome.body } : { headers: outcome.headers };
+    c.req.raw = new Request(new URL(c.req.raw.url).origin + path + search, new Request(c.req.raw, init));
     c.set("portcullis", outcome.decision);
     await next();
   };

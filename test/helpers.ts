@@ -17,6 +17,8 @@ export interface OriginRecord {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   bodyBytes: number;
+  /** The body the origin received, Base64 (absent when empty). */
+  bodyBase64?: string;
 }
 
 /** A private fixture namespace: its own JWKS endpoint, fetch counter and origin log. */

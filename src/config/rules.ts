@@ -1,6 +1,7 @@
 import type * as v from "valibot";
 import { BUILT_IN_HEADERS, reservedHeaderReason } from "../forward/headers";
 import { isAllowedUrl } from "../lib/url";
+import { compileOperations, operationTies, unmatchableName } from "../policy/mcp";
 import { pathPolicy } from "../policy/path";
 import { compileRoutes, findAmbiguities, RoutePatternError } from "../policy/routes";
 import { HMAC_ALGORITHMS, type ConfigSchema, type IssuerConfig, type ResolvedConfig, type RouteConfig } from "./schema";
@@ -155,12 +156,40 @@ const tokenOnlyFields: RouteRule = (route, at) => {
   return [...fields, ...(route.report_only ? (["report_only"] as const) : [])].flatMap((field) => issue(`${at}.${field}`, `applies only to access = "token" rules`));
 };
 
-const oneClaimOperator: RouteRule = (route, at) =>
-  route.claims.flatMap((condition, j) =>
+const claimOperators = (claims: RouteConfig["claims"], at: string): readonly ConfigIssue[] =>
+  claims.flatMap((condition, j) =>
     [condition.equals, condition.one_of, condition.contains].filter((op) => op !== undefined).length === 1
       ? none
       : issue(`${at}.claims.${j}`, "must have exactly one of equals, one_of, contains"),
   );
+
+const oneClaimOperator: RouteRule = (route, at) => claimOperators(route.claims, at);
+
+/**
+ * An MCP route's operations: not on a `deny` rule (nothing reaches them); requirements only on `token`
+ * rules; one claim operator each; a name only on methods that carry one; no two of one method with the
+ * same name shape (they would tie, as route ties do).
+ */
+const mcpOperations: RouteRule = (route, at) => {
+  if (!route.mcp) return none;
+  if (route.access === "deny") return issue(`${at}.mcp`, 'does not apply to access = "deny" rules');
+  const operations = route.mcp.operations;
+  const each = operations.flatMap((operation, j) => {
+    const field = `${at}.mcp.operations.${j}`;
+    const tokenOnly = route.access === "token" ? [] : (["scopes", "scopes_any", "claims"] as const).filter((name) => operation[name].length);
+    const unmatchable = unmatchableName(operation);
+    return [
+      ...tokenOnly.flatMap((name) => issue(`${field}.${name}`, 'applies only to access = "token" rules')),
+      ...claimOperators(operation.claims, field),
+      ...(unmatchable ? issue(`${field}.name`, unmatchable) : none),
+    ];
+  });
+  const ties = operationTies(compileOperations(route.mcp)).map(([first, second]) => ({
+    field: `${at}.mcp.operations.${second}`,
+    message: `names the same method and name shape as mcp.operations.${first}; merge them`,
+  }));
+  return [...each, ...ties];
+};
 
 /** With the gate's own path policy: a literal that policy always refuses or rewrites can never match. */
 const routePatternsMatchable: ConfigRule = (config) => {
@@ -193,7 +222,7 @@ const CONFIG_RULES: ConfigRule[] = [
   introspectRoutesHaveIntrospection,
   claimHeadersInNamespace,
   ownHeadersOutsideNamespace,
-  eachRoute(tokenOnlyFields, oneClaimOperator),
+  eachRoute(tokenOnlyFields, oneClaimOperator, mcpOperations),
   routePatternsMatchable,
 ];
 

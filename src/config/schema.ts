@@ -193,6 +193,57 @@ const IssuerSchema = v.strictObject({
   introspection: v.optional(IntrospectionSchema),
 });
 
+/**
+ * One MCP operation a route allows (README "MCP servers"): the JSON-RPC `method`, compared exactly, and for
+ * the methods that address a tool, prompt or resource (`MCP_NAMED_METHODS`) optionally the `name`: exact,
+ * or with one `*` standing for any run of characters. Its scopes and claim conditions are required on top
+ * of the route's.
+ */
+const McpOperationSchema = v.strictObject({
+  method: v.pipe(v.string(), v.regex(/^[\x21-\x7e]+$/, "must be a JSON-RPC method name (printable ASCII, no spaces)")),
+  /** The tool or prompt name (`params.name`) or resource URI (`params.uri`); absent: any. */
+  name: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1, "must not be empty"),
+      // eslint-disable-next-line no-control-regex -- control characters are what it refuses
+      v.regex(/^[^\x00-\x1f\x7f]*$/, "must not contain control characters"),
+      v.check((name) => name.split("*").length <= 2, "may contain at most one *"),
+    ),
+  ),
+  scopes: v.optional(v.array(scopeToken), []),
+  scopes_any: v.optional(v.array(scopeToken), []),
+  claims: v.optional(v.array(ClaimConditionSchema), []),
+});
+
+/**
+ * JSON-RPC methods whose target `Mcp-Name` mirrors (MCP 2026-07-28 streamable HTTP), and the `params` field
+ * holding it. A Map: a method such as `constructor` never finds an inherited entry.
+ */
+export const MCP_NAMED_METHODS: ReadonlyMap<string, "name" | "uri"> = new Map([
+  ["tools/call", "name"],
+  ["prompts/get", "name"],
+  ["resources/read", "uri"],
+  ["resources/subscribe", "uri"],
+  ["resources/unsubscribe", "uri"],
+]);
+
+/** An MCP endpoint on a route: the operations it allows and how they are read (README "MCP servers"). */
+const McpSchema = v.strictObject({
+  /** Every operation the route allows; any other is refused (403). */
+  operations: v.pipe(v.array(McpOperationSchema), v.minLength(1, "must list at least one operation")),
+  /**
+   * Read the JSON-RPC body (default): the operation is taken from it and `Mcp-Method`/`Mcp-Name` must agree.
+   * `false`: the headers alone, only from clients declaring MCP-Protocol-Version 2026-07-28 or later (whose
+   * servers must refuse a header/body mismatch themselves).
+   */
+  read_body: v.optional(v.boolean(), true),
+  /** Largest body read, in bytes; a larger one is refused (413). */
+  max_body_bytes: bounded(1_024, 16_777_216, 1_048_576),
+  /** Allow JSON-RPC responses sent by the client (to a 2025-11-25 server's sampling, elicitation, roots requests). */
+  allow_responses: v.optional(v.boolean(), false),
+});
+
 export const ACCESS = ["token", "optional", "public", "deny"] as const;
 
 const RouteSchema = v.strictObject({
@@ -224,6 +275,8 @@ const RouteSchema = v.strictObject({
   report_only: v.optional(v.boolean(), false),
   /** Introspect JWTs on this route too (a live revocation check); every issuer needs `introspection`. */
   introspect: v.optional(v.boolean(), false),
+  /** An MCP endpoint: only the operations listed are allowed (README "MCP servers"). */
+  mcp: v.optional(McpSchema),
 });
 
 const PathsSchema = v.strictObject({
@@ -364,3 +417,5 @@ export type PortcullisConfig = Omit<v.InferInput<typeof ConfigSchema>, "issuers"
 export type ResolvedConfig = v.InferOutput<typeof ConfigSchema>;
 export type IssuerConfig = ResolvedConfig["issuers"][number];
 export type RouteConfig = ResolvedConfig["routes"][number];
+export type McpConfig = NonNullable<RouteConfig["mcp"]>;
+export type McpOperationConfig = McpConfig["operations"][number];

@@ -10,6 +10,7 @@ export type ErrorCode =
   | "invalid_token"
   | "insufficient_scope"
   | "access_denied"
+  | "payload_too_large"
   | "temporarily_unavailable"
   | "server_error"
   | "bad_gateway"
@@ -20,6 +21,7 @@ export const STATUS: Record<ErrorCode, number> = {
   invalid_token: 401,
   insufficient_scope: 403,
   access_denied: 403,
+  payload_too_large: 413,
   temporarily_unavailable: 503,
   server_error: 500,
   bad_gateway: 502,
@@ -31,6 +33,7 @@ const DESCRIPTION: Record<ErrorCode, string> = {
   invalid_token: "The access token is invalid",
   insufficient_scope: "The access token does not grant the required scope",
   access_denied: "No rule allows this request",
+  payload_too_large: "The request body is larger than the gate reads",
   temporarily_unavailable: "Token verification is temporarily unavailable",
   server_error: "The authorizer is misconfigured",
   bad_gateway: "The origin could not be reached",

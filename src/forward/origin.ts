@@ -8,7 +8,8 @@ import { keyRing, mintAssertion, type AssertionInput } from "./assertion";
 
 /**
  * Sending the authorized request on. The target is built from the canonical path the gate matched, never
- * re-derived from the client's URL; the body is streamed, never buffered.
+ * re-derived from the client's URL; the body is streamed, never buffered, except the bounded copy an MCP
+ * route read to find its operation, which is sent as read.
  */
 
 /**
@@ -70,6 +71,8 @@ export interface ForwardedDecision {
 export interface OriginRequest extends ForwardOptions {
   /** The client's request: method and body (streamed) come from it. */
   request: Request;
+  /** The body to send instead of `request.body`: the gate's bounded read of it (MCP routes). */
+  body?: ArrayBuffer;
   /** The headers to send, already cleaned by the gate; the forwarder's own headers are added to them. */
   headers: Headers;
   decision: ForwardedDecision;
@@ -94,7 +97,7 @@ export async function sendToOrigin(input: OriginRequest): Promise<Response> {
       const assertion = await mintAssertion(ring, forward.assertion, { method: request.method, url: new URL(target), host: decision.host, headers, headerPrefix: forward.header_prefix, now, ...(identity ? { identity } : {}) });
       headers.set(forward.assertion.header, assertion);
     }
-    const outbound = new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" });
+    const outbound = new Request(target, { method: request.method, headers, body: input.body ?? request.body, redirect: "manual" });
     return await fetchOrigin(outbound, forward.timeout_ms, originFetcher(env, forward.service, input.fetch));
   } catch (error) {
     if (!(error instanceof GateError)) throw error;

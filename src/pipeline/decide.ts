@@ -1,26 +1,60 @@
 import type { IssuerConfig, ResolvedConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
+import type { McpMessage } from "../extract/mcp";
+import { compileOperations, matchOperation as matchListed, operationLabel, type CompiledOperation } from "../policy/mcp";
 import { pathPolicy, type PathPolicy } from "../policy/path";
-import { authorize, type Subject } from "../policy/requirements";
+import { authorize, type Requirements, type Subject } from "../policy/requirements";
 import { compileRoutes, matchRoute, type CompiledRoute, type RouteRequest } from "../policy/routes";
 
 /**
  * THE decision: which rule applies and whether it lets the request in. The gate and explain both decide
  * here and nowhere else: the rule match (for a forwarded CORS preflight, the rule for the announced
- * method), then, once the token (if any) is verified, "no token on a token rule" (401), the rule's
- * requirements, and report-only relaxation (by the rule or the token's issuer). Pure: no I/O.
+ * method), on an MCP route the operation of the JSON-RPC message (`matchOperation`), then, once the token
+ * (if any) is verified, "no token on a token rule" (401), the rule's requirements with the operation's,
+ * and report-only relaxation (by the rule or the token's issuer). Pure: no I/O.
  */
 
 /** The route rules compiled with the path policy they are matched under. */
 export interface Rules {
   routes: readonly CompiledRoute[];
   paths: PathPolicy;
+  /** The MCP operations of each route with `mcp`, by route index, in precedence order. */
+  operations: ReadonlyMap<number, readonly CompiledOperation[]>;
 }
 
 export function compileRules(config: ResolvedConfig): Rules {
   // One path policy for canonicalization and matching.
   const paths = pathPolicy(config.paths);
-  return { routes: compileRoutes(config.routes, paths), paths };
+  const operations = new Map(config.routes.flatMap((route, index) => (route.mcp ? [[index, compileOperations(route.mcp)] as const] : [])));
+  return { routes: compileRoutes(config.routes, paths), paths, operations };
+}
+
+/** The MCP operation's part in the decision: what it adds to the rule's requirements, or its refusal. */
+export interface OperationMatch {
+  /** `tools/call admin_reset`, `tools/list`, `response`; absent for a request carrying no message. */
+  label?: string;
+  requirements?: Requirements;
+  refusal?: GateError;
+}
+
+/**
+ * On a route with `mcp` (`message` read by extract/mcp.ts): a request or notification is allowed only by
+ * the operation listed for it; a client-sent response only with `allow_responses`; a request carrying no
+ * message (GET, HEAD, DELETE, OPTIONS without a body) by the rule alone. Undefined on other routes.
+ */
+export function matchOperation(rules: Rules, route: CompiledRoute, message: McpMessage | undefined): OperationMatch | undefined {
+  if (!message || !route.rule.mcp) return undefined;
+  switch (message.kind) {
+    case "none":
+      return {};
+    case "response":
+      return route.rule.mcp.allow_responses ? { label: "response" } : { label: "response", refusal: new GateError("access_denied", "mcp_response_not_allowed") };
+    default: {
+      const label = operationLabel(message);
+      const listed = matchListed(rules.operations.get(route.index) ?? [], message);
+      return listed ? { label, requirements: listed.rule } : { label, refusal: new GateError("access_denied", "mcp_operation_not_listed") };
+    }
+  }
 }
 
 export interface Decision {
@@ -56,13 +90,13 @@ export function decidePreflight(rules: Rules, request: RouteRequest, announced: 
 }
 
 /**
- * The decision for the matched rule, given the verified identity (undefined: no token was presented) and
- * the issuer that verified it.
+ * The decision for the matched rule, given the verified identity (undefined: no token was presented), the
+ * issuer that verified it and, on an MCP route, the operation (`matchOperation`).
  */
-export function decide(route: CompiledRoute, subject: Subject | undefined, issuer: IssuerConfig | undefined): Decision {
+export function decide(route: CompiledRoute, subject: Subject | undefined, issuer: IssuerConfig | undefined, operation?: OperationMatch): Decision {
   const { rule, name } = route;
   if (!subject && rule.access === "token") return { outcome: "deny", status: 401, reason: "token_missing", rule: name };
-  const refusal = authorize(rule, subject);
+  const refusal = operation?.refusal ?? authorize(rule, subject, operation?.requirements);
   if (!refusal) return subject ? { outcome: "allow", status: 200, reason: "requirements_met", rule: name } : { outcome: "allow_anonymous", status: 200, reason: "anonymous_allowed", rule: name };
   // Report-only relaxes a rule's requirements, never authentication: the token was verified before this.
   if (rule.access === "token" && subject && (rule.report_only || issuer?.report_only)) {

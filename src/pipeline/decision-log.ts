@@ -12,6 +12,8 @@ export interface DecisionLine {
   method: string;
   path?: string;
   rule?: string;
+  /** On an MCP route, the operation read (`tools/call admin_reset`), at most 200 characters. */
+  operation?: string;
   issuer?: string;
   kid?: string | undefined;
   via?: ValidatedToken["via"];

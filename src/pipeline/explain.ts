@@ -2,12 +2,14 @@ import { UnsecuredJWT, type JWTClaimVerificationOptions, type JWTPayload } from 
 import type { IssuerConfig, ResolvedConfig, RouteConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
 import { extractBearer } from "../extract/bearer";
+import { mcpMessage } from "../extract/mcp";
+import type { Requirements } from "../policy/requirements";
 import { normalizeHost, type CompiledRoute } from "../policy/routes";
 import { checkTokenFormat } from "../validate/introspection";
 import { checkHeader, compactJwsHeader, parseCompactJws } from "../validate/jws";
 import { checkExtraClaims, checkType, IssuerSelector, joseReason, jwtIssuer, takesJwts, verifyOptions, type JwtIssuer } from "../validate/jwt";
 import { introspectsJwt, opaqueTokenIssuer } from "../validate/token";
-import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
+import { compileRules, decide, decidePreflight, matchOperation, matchRule, type Decision } from "./decide";
 import { toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
 import { canonicalRequest, checkMethodOverride, corsPreflight, extractOptions } from "./request";
@@ -33,8 +35,10 @@ export interface ExplainRequest {
    * token: what its introspection or decryption would give (default none).
    */
   claims?: JWTPayload;
-  /** Request headers: CORS preflight headers, method overrides, an `Authorization` header. */
+  /** Request headers: CORS preflight headers, method overrides, an `Authorization` header, `Mcp-Method`/`Mcp-Name`. */
   headers?: HeadersInit;
+  /** The request body (UTF-8): on an MCP route, the JSON-RPC message whose operation is decided. */
+  body?: string;
   /** Milliseconds since the epoch for the time checks; default the current time. */
   now?: number;
 }
@@ -62,6 +66,8 @@ export interface Explanation {
   path?: string;
   rule?: string;
   requirement?: string;
+  /** On an MCP route: the operation read (`tools/call admin_reset`, `response`). */
+  operation?: string;
   decision: "allow" | "deny";
   status?: number;
   reason: string;
@@ -71,7 +77,7 @@ export interface Explanation {
   token?: TokenReport;
 }
 
-type Heading = Pick<Explanation, "method" | "host" | "path" | "rule" | "requirement">;
+type Heading = Pick<Explanation, "method" | "host" | "path" | "rule" | "requirement" | "operation">;
 
 /** The subject a token or given claims stand for, and the issuer that would have verified it. */
 interface Subject {
@@ -106,6 +112,10 @@ export function explain(config: ResolvedConfig, input: ExplainRequest): Explanat
     const route = matchRule(rules, request);
     heading.rule = route.name;
     heading.requirement = describe(route.rule);
+    const mcp = route.rule.mcp;
+    const operation = mcp && matchOperation(rules, route, mcpMessage(method, headers, input.body === undefined ? undefined : new TextEncoder().encode(input.body), mcp));
+    if (operation?.label !== undefined) heading.operation = operation.label;
+    if (operation?.requirements) heading.requirement += `; operation: ${describeRequirements(operation.requirements).join(", ") || "listed"}`;
     let subject: Subject | undefined;
     if (bearer) {
       report = { kind: "jwt", checks: [], not_checked: [] };
@@ -113,7 +123,7 @@ export function explain(config: ResolvedConfig, input: ExplainRequest): Explanat
     } else if (input.claims) {
       subject = verifiedClaims(config, input.claims);
     }
-    return { ...explained(heading, decide(route, subject?.identity, subject?.issuer), subject?.identity), ...(report ? { token: report } : {}) };
+    return { ...explained(heading, decide(route, subject?.identity, subject?.issuer, operation), subject?.identity), ...(report ? { token: report } : {}) };
   } catch (error) {
     if (!(error instanceof GateError)) throw error;
     return { ...heading, decision: "deny", status: error.status, reason: error.reason, ...(report ? { token: report } : {}) };
@@ -219,12 +229,17 @@ function step<T>(report: TokenReport, check: string, run: () => T): T {
 /** The rule's requirement in words. */
 export function describe(rule: RouteConfig): string {
   if (rule.access !== "token") return rule.access;
-  const parts = ["valid token"];
-  if (rule.scopes.length) parts.push(`all of scopes [${rule.scopes.join(" ")}]`);
-  if (rule.scopes_any.length) parts.push(`any of scopes [${rule.scopes_any.join(" ")}]`);
-  for (const c of rule.claims) {
+  return ["valid token", ...describeRequirements(rule)].join(", ") + (rule.report_only ? " (report-only)" : "");
+}
+
+/** Scopes and claim conditions in words. */
+function describeRequirements(requirements: Requirements): string[] {
+  const parts: string[] = [];
+  if (requirements.scopes.length) parts.push(`all of scopes [${requirements.scopes.join(" ")}]`);
+  if (requirements.scopes_any.length) parts.push(`any of scopes [${requirements.scopes_any.join(" ")}]`);
+  for (const c of requirements.claims) {
     const [op, value] = c.equals !== undefined ? ["=", c.equals] : c.one_of !== undefined ? ["in", c.one_of] : ["contains", c.contains];
     parts.push(`claim ${c.claim} ${op} ${JSON.stringify(value)}`);
   }
-  return parts.join(", ") + (rule.report_only ? " (report-only)" : "");
+  return parts;
 }

@@ -2,12 +2,13 @@ import type { ResolvedConfig } from "../config/schema";
 import { errorResponse, type ChallengeOptions } from "../errors/challenge";
 import { GateError } from "../errors/errors";
 import { extractBearer } from "../extract/bearer";
+import { readMcpRequest } from "../extract/mcp";
 import { sendToOrigin } from "../forward/origin";
 import { globalFetch } from "../lib/bindings";
 import type { Deps } from "../lib/deps";
 import { consoleLog, type LogFn } from "../lib/log";
 import { TokenValidator } from "../validate/token";
-import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
+import { compileRules, decide, decidePreflight, matchOperation, matchRule, type Decision } from "./decide";
 import { decisionLog, type DecisionLine } from "./decision-log";
 import { forwardedHeaders, toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
@@ -39,8 +40,16 @@ export interface GateDecision {
 
 export type { Identity };
 
-/** Either the answer to send now, or the decision and the headers to forward with. */
-export type GateOutcome = { response: Response } | { decision: GateDecision; headers: Headers };
+/** What is forwarded for an allowed request: the decision, the cleaned headers, and a body the gate read. */
+export interface Allowed {
+  decision: GateDecision;
+  headers: Headers;
+  /** On an MCP route, the body as read (bounded) to find the operation: forwarded instead of the consumed stream. */
+  body?: ArrayBuffer;
+}
+
+/** Either the answer to send now, or what to forward. */
+export type GateOutcome = { response: Response } | Allowed;
 
 export interface PortcullisOptions {
   /** Milliseconds since the epoch; injectable for tests. */
@@ -66,7 +75,7 @@ export interface Gate {
    * Sends an allowed request to the origin: `origin` = ORIGIN_URL, undefined = the request's own origin
    * (route mode). `headers` are the outcome's (they may be added to).
    */
-  forward: (request: Request, outcome: { decision: GateDecision; headers: Headers }, env: Env | undefined, origin: URL | undefined) => Promise<Response>;
+  forward: (request: Request, outcome: Allowed, env: Env | undefined, origin: URL | undefined) => Promise<Response>;
   /** `check`, then `forward`: the whole Worker. */
   handle: (request: Request, env: Env | undefined, ctx: { waitUntil(promise: Promise<unknown>): void }, origin: URL | undefined) => Promise<Response>;
   /** Refreshes each issuer's keys that are past half their life into KV (for a cron trigger). */
@@ -104,8 +113,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
 
   /**
    * The steps in the README's order: local answers; the canonical request (path, host, query) and the
-   * method-override policy; a forwarded CORS preflight; token extraction; the rule match; verification of a
-   * presented token; the decision (no token on a token rule, requirements, report-only); identity headers.
+   * method-override policy; a forwarded CORS preflight; token extraction; the rule match; on an MCP route the
+   * operation (a bounded body read); verification of a presented token; the decision (no token on a token
+   * rule, requirements, report-only); identity headers.
    * Any step refuses by throwing a GateError, answered and logged in one place.
    */
   const check: Gate["check"] = async (request, env, waitUntil) => {
@@ -132,6 +142,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       const bearer = extractBearer(request, extract, url);
       const route = matchRule(rules, target);
       line.rule = route.name;
+      const mcp = route.rule.mcp && (await readMcpRequest(request, route.rule.mcp));
+      const operation = matchOperation(rules, route, mcp ? mcp.message : undefined);
+      if (operation?.label !== undefined) line.operation = operation.label;
       // Token verification (401/503) with what the rule asks of it (`introspect`).
       const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, deps(env, waitUntil)));
       if (token) decisions.token(line, token);
@@ -139,7 +152,8 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       const identity = token && toIdentity(issuer!, token.claims);
       // Identity headers only where a token is asked for or optional: a public route forwards none.
       const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
-      return conclude(decide(route, identity, issuer), request.headers, forwarded, url, target, line, started);
+      const outcome = conclude(decide(route, identity, issuer, operation), request.headers, forwarded, url, target, line, started);
+      return mcp && mcp.body && "decision" in outcome ? { ...outcome, body: mcp.body } : outcome;
     } catch (error) {
       if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started);
       decisions.failed(line);
@@ -163,8 +177,8 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
     return { response: errorResponse(challenge, refusal) };
   };
 
-  const forward: Gate["forward"] = (request, { decision, headers }, env, origin) =>
-    sendToOrigin({ request, headers, decision, env: env ?? {}, origin, forward: config.forward, log, now });
+  const forward: Gate["forward"] = (request, { decision, headers, body }, env, origin) =>
+    sendToOrigin({ request, headers, decision, env: env ?? {}, origin, forward: config.forward, log, now, ...(body ? { body } : {}) });
 
   return {
     check,

@@ -13,7 +13,14 @@ export interface Subject {
   claims: JWTPayload;
 }
 
-export function authorize(rule: RouteConfig, subject: Subject | undefined): GateError | undefined {
+/** What a rule or an MCP operation can require of a token. */
+export type Requirements = Pick<RouteConfig, "scopes" | "scopes_any" | "claims">;
+
+/**
+ * `extra`: an MCP operation's requirements, on top of the rule's: the scopes of both are all required (one
+ * refusal names them all), each `scopes_any` list must be met, every claim condition must hold.
+ */
+export function authorize(rule: RouteConfig, subject: Subject | undefined, extra?: Requirements): GateError | undefined {
   switch (rule.access) {
     case "deny":
       return new GateError("access_denied", "rule_denies");
@@ -22,16 +29,31 @@ export function authorize(rule: RouteConfig, subject: Subject | undefined): Gate
       return undefined;
     case "token":
       if (!subject) return new GateError("invalid_token", "token_missing");
-      return requirementsOf(rule, subject);
+      return requirementsOf(extra ? combined(rule, extra) : rule, subject);
   }
 }
 
-function requirementsOf(rule: RouteConfig, subject: Subject): GateError | undefined {
+/** `scopes_any` lists kept apart: each must be met on its own. */
+interface Combined {
+  scopes: readonly string[];
+  anyOf: readonly (readonly string[])[];
+  claims: RouteConfig["claims"];
+}
+
+const combined = (rule: Requirements, extra: Requirements): Combined => ({
+  scopes: [...new Set([...rule.scopes, ...extra.scopes])],
+  anyOf: [rule.scopes_any, extra.scopes_any],
+  claims: [...rule.claims, ...extra.claims],
+});
+
+function requirementsOf(rule: Requirements | Combined, subject: Subject): GateError | undefined {
   if (!rule.scopes.every((scope) => subject.scopes.has(scope))) {
     return new GateError("insufficient_scope", "scope_missing", { scope: rule.scopes });
   }
-  if (rule.scopes_any.length && !rule.scopes_any.some((scope) => subject.scopes.has(scope))) {
-    return new GateError("insufficient_scope", "scope_missing_any", { scope: rule.scopes_any });
+  for (const any of "anyOf" in rule ? rule.anyOf : [rule.scopes_any]) {
+    if (any.length && !any.some((scope) => subject.scopes.has(scope))) {
+      return new GateError("insufficient_scope", "scope_missing_any", { scope: any });
+    }
   }
   for (const condition of rule.claims) {
     if (!conditionHolds(claimAt(subject.claims, condition.claim), condition)) {

@@ -11,7 +11,10 @@ import { AUDIENCE, Fixture, ISSUER, makeGate, makeKey, mint, type TestKey } from
  * scopes_any and claim conditions; explicit OPTIONS rules) and generated requests (methods with HEAD and
  * OPTIONS, CORS preflights, encoded and refused paths, tokens signed with the fixture's key that are valid or
  * wrong in one way), `explain` gives the gate's decision, status, reason and rule. The gate's answer is read
- * from its response and its decision log line.
+ * from its response and its decision log line. MCP routes (listed operations with exact and pattern names
+ * and their own scopes, body or header reading, client responses allowed or not) get generated JSON-RPC
+ * bodies (requests, notifications, responses, batches, malformed, oversized) and `Mcp-Method`/`Mcp-Name`
+ * headers that agree or not; explain and the gate must agree on the operation too.
  */
 
 const RUNS = 4000;
@@ -41,6 +44,30 @@ const scopeSet = fc.subarray([...SCOPES]);
 
 const methodSet = often(fc.constant<readonly string[]>(["*"]), fc.constantFrom<readonly string[]>(...METHOD_SETS), 1).map((methods) => [...methods]);
 
+/** MCP operations: methods with and without names, exact and pattern names, one shape per method at most. */
+const MCP_OPERATIONS = [
+  { method: "tools/list" },
+  { method: "notifications/initialized" },
+  { method: "tools/call" },
+  { method: "tools/call", name: "a" },
+  { method: "tools/call", name: "a*" },
+  { method: "tools/call", name: "*b" },
+  { method: "resources/read", name: "file:///*" },
+] as const;
+const MCP_NAMES = ["a", "ab", "b", "A", " a", "a\u0000", "cb"] as const;
+const MCP_METHODS = ["tools/list", "tools/call", "notifications/initialized", "resources/read", "Tools/List", "ping"] as const;
+
+const mcpArb = (token: boolean) =>
+  fc.record({
+    operations: fc
+      .uniqueArray(fc.nat(MCP_OPERATIONS.length - 1), { minLength: 1, maxLength: 4 })
+      .chain((picked) => fc.tuple(...picked.map((i) => (token ? scopeSet : fc.constant<string[]>([])).map((scopes) => ({ ...MCP_OPERATIONS[i]!, scopes }))))),
+    read_body: often(fc.constant(true), fc.constant(false), 3),
+    allow_responses: fc.boolean(),
+    max_body_bytes: fc.constant(1024),
+  });
+const maybeMcp = (token: boolean) => fc.option(mcpArb(token), { nil: undefined, freq: 2 });
+
 const routeArb = (path: string): fc.Arbitrary<Partial<RouteConfig>> =>
   fc.oneof(
     fc.record({
@@ -50,9 +77,15 @@ const routeArb = (path: string): fc.Arbitrary<Partial<RouteConfig>> =>
       scopes_any: fc.oneof(fc.constant<string[]>([]), scopeSet),
       claims: fc.constantFrom<RouteConfig["claims"]>([], [{ claim: "dept", equals: "x" }], [{ claim: "dept", one_of: ["x", "y"] }]),
       report_only: fc.boolean(),
+      mcp: maybeMcp(true),
     }),
-    fc.record({ access: fc.constantFrom("optional" as const, "public" as const, "deny" as const), methods: methodSet }),
-  ).map((route) => ({ path, ...route }));
+    fc.record({ access: fc.constantFrom("optional" as const, "public" as const), methods: methodSet, mcp: maybeMcp(false) }),
+    fc.record({ access: fc.constant("deny" as const), methods: methodSet }),
+  ).map((generated) => {
+    // An absent `mcp`, not an undefined one: the schema is strict about keys.
+    const { mcp, ...route } = generated as Partial<RouteConfig>;
+    return { path, ...route, ...(mcp ? { mcp } : {}) } as Partial<RouteConfig>;
+  });
 
 const configArb = fc
   .record({
@@ -76,12 +109,34 @@ const tokenArb = fc.record({
   dept: fc.constantFrom(undefined, "x", "z"),
 });
 
+/** A JSON-RPC body: one message of some kind, or what is not one. */
+const rpcBodyArb = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ method: fc.constantFrom(...MCP_METHODS), name: fc.option(fc.constantFrom(...MCP_NAMES), { nil: undefined, freq: 4 }), id: fc.boolean() }).map(({ method, name, id }) => JSON.stringify({ jsonrpc: "2.0", ...(id ? { id: 1 } : {}), method, ...(name === undefined ? {} : { params: method === "resources/read" ? { uri: `file:///${name}` } : { name } }) })) },
+  { weight: 1, arbitrary: fc.constantFrom('{"jsonrpc":"2.0","id":1,"result":{}}', '[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]', "{", "", '{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}', JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "a".repeat(1100) } })) },
+);
+
+/** Mirrored headers: absent, mirroring the body as a 2026-07-28 client does, or naming something else. */
+const mcpHeadersArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(undefined) },
+  { weight: 2, arbitrary: fc.constant("mirror" as const) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      method: fc.option(fc.constantFrom("tools/call", "tools/list"), { nil: undefined, freq: 2 }),
+      name: fc.option(fc.constantFrom("a", "b", "=?base64?YQ==?="), { nil: undefined, freq: 2 }),
+      version: fc.option(fc.constantFrom("2026-07-28", "2025-11-25"), { nil: undefined, freq: 2 }),
+    }),
+  },
+);
+
 const requestArb = fc.record({
   method: fc.constantFrom(...METHODS),
   path: often(fc.constantFrom(...REQUEST_PATHS), fc.constantFrom(...REFUSED_PATHS)),
   preflight: fc.option(fc.constantFrom("GET", "POST", "DELETE", "get"), { nil: undefined, freq: 2 }),
   methodOverride: often(fc.constant(false), fc.constant(true), 8),
   token: fc.option(tokenArb, { nil: undefined, freq: 4 }),
+  body: fc.option(rpcBodyArb, { nil: undefined, freq: 5 }),
+  mcpHeaders: mcpHeadersArb,
 });
 
 type GeneratedConfig = typeof configArb extends fc.Arbitrary<infer T> ? T : never;
@@ -124,13 +179,34 @@ async function tokenFor(key: TestKey, token: NonNullable<GeneratedRequest["token
   return mint(key, claims, flaw === "wrong_typ" ? { typ: "JWT" } : {});
 }
 
+/** What a 2026-07-28 client mirrors of a body into `Mcp-Method` / `Mcp-Name`. */
+function mirror(body: string | undefined): { method?: string; name?: string; version: string } {
+  try {
+    const message = JSON.parse(body ?? "") as { method?: unknown; params?: { name?: unknown; uri?: unknown } };
+    const name = message.params?.name ?? message.params?.uri;
+    return { version: "2026-07-28", ...(typeof message.method === "string" ? { method: message.method } : {}), ...(typeof name === "string" ? { name: headerSafe(name) } : {}) };
+  } catch {
+    return { version: "2026-07-28" };
+  }
+}
+
+/** The value as it travels in a header: plain printable ASCII as is, anything else in the Base64 sentinel. */
+const headerSafe = (value: string) => (/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(value) ? value : `=?base64?${btoa(String.fromCharCode(...new TextEncoder().encode(value)))}?=`);
+
 function headersFor(request: GeneratedRequest, token: string | undefined): Record<string, string> {
+  const mirrored = request.mcpHeaders === "mirror" ? mirror(bodyOf(request)) : request.mcpHeaders;
   return {
     ...(token ? { authorization: `Bearer ${token}` } : {}),
     ...(request.preflight ? { origin: "https://app.test", "access-control-request-method": request.preflight } : {}),
     ...(request.methodOverride ? { "x-http-method-override": "DELETE" } : {}),
+    ...(mirrored?.method ? { "mcp-method": mirrored.method } : {}),
+    ...(mirrored?.name ? { "mcp-name": mirrored.name } : {}),
+    ...(mirrored?.version ? { "mcp-protocol-version": mirrored.version } : {}),
   };
 }
+
+/** The body sent: none for GET and HEAD (fetch forbids one) and for preflights (browsers send none). */
+const bodyOf = (request: GeneratedRequest) => (request.method === "GET" || request.method === "HEAD" || request.preflight ? undefined : request.body);
 
 /** The gate's answer as explain states it: decision, status, reason, rule. */
 function gateAnswer(status: number, line: Record<string, unknown>) {
@@ -142,11 +218,12 @@ function gateAnswer(status: number, line: Record<string, unknown>) {
     status: allowed ? (would?.status ?? 200) : status,
     reason: allowed ? (would?.reason ?? allowReason) : line.reason,
     rule: line.rule,
+    operation: line.operation,
   };
 }
 
 function explainedAnswer(explained: Explanation) {
-  return { decision: explained.decision, status: explained.status ?? 200, reason: explained.reason, rule: explained.rule };
+  return { decision: explained.decision, status: explained.status ?? 200, reason: explained.reason, rule: explained.rule, operation: explained.operation };
 }
 
 describe("explain agrees with the gate (property)", () => {
@@ -169,11 +246,12 @@ describe("explain agrees with the gate (property)", () => {
           const token = request.token ? await tokenFor(key, request.token, generated) : undefined;
           const headers = headersFor(request, token);
           const url = `https://api.test${request.path}`;
-          const response = await gate.request(request.path, { method: request.method, headers });
+          const body = bodyOf(request);
+          const response = await gate.request(request.path, { method: request.method, headers, ...(body === undefined ? {} : { body }) });
           await response.arrayBuffer();
           const line = gate.logs.filter((entry) => entry.event === "decision").at(-1)!;
-          const explained = explain(parsed.config, { method: request.method, url, token, headers, now: NOW });
-          const context = `${request.method} ${request.path} ${JSON.stringify({ headers: { ...headers, authorization: undefined }, token: request.token })}`;
+          const explained = explain(parsed.config, { method: request.method, url, token, headers, now: NOW, ...(body === undefined ? {} : { body }) });
+          const context = `${request.method} ${request.path} ${JSON.stringify({ headers: { ...headers, authorization: undefined }, token: request.token, body })}`;
           expect(explainedAnswer(explained), context).toEqual(gateAnswer(response.status, line));
         }
       }),

@@ -111,3 +111,26 @@ describe("explain", () => {
     expect(explain(parsed.config, { method: "GET", url: "/items/1", token: await token(other, `https://login.test/${tenant}/v2.0`) })).toMatchObject({ decision: "deny", reason: "tenant_mismatch" });
   });
 });
+
+describe("explain on an MCP route", () => {
+  const mcpConfig = (fixture: Fixture): PortcullisConfig =>
+    baseConfig(fixture, {
+      routes: [{ path: "/mcp", scopes: ["mcp"], mcp: { operations: [{ method: "tools/list" }, { method: "tools/call", name: "admin_*", scopes: ["mcp:admin"] }] } }],
+    });
+  const body = (method: string, name?: string) => JSON.stringify({ jsonrpc: "2.0", id: 1, method, ...(name ? { params: { name } } : {}) });
+
+  it("names the operation and its requirement, and decides as the gate does (T-K1, T-K2)", async () => {
+    const { fixture } = await setup();
+    const parsed = parseConfig(mcpConfig(fixture));
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+    const claims = (scope: string) => ({ iss: "https://issuer.test/", aud: AUDIENCE, sub: "u", scope });
+    const run = (input: { body?: string; headers?: Record<string, string> }, scope = "mcp") => explain(parsed.config, { method: "POST", url: "/mcp", claims: claims(scope), ...input });
+    expect(run({ body: body("tools/list") })).toMatchObject({ decision: "allow", operation: "tools/list", requirement: "valid token, all of scopes [mcp]; operation: listed" });
+    expect(run({ body: body("tools/call", "admin_reset") })).toMatchObject({ decision: "deny", status: 403, reason: "scope_missing", operation: "tools/call admin_reset", requirement: "valid token, all of scopes [mcp]; operation: all of scopes [mcp:admin]" });
+    expect(run({ body: body("tools/call", "admin_reset") }, "mcp mcp:admin")).toMatchObject({ decision: "allow" });
+    expect(run({ body: body("tools/call", "Admin_reset") }, "mcp mcp:admin")).toMatchObject({ decision: "deny", status: 403, reason: "mcp_operation_not_listed" });
+    expect(run({ body: body("tools/call", "admin_reset"), headers: { "mcp-method": "tools/list" } }, "mcp mcp:admin")).toMatchObject({ decision: "deny", status: 400, reason: "mcp_header_mismatch" });
+    expect(run({ body: `[${body("tools/list")}]` })).toMatchObject({ decision: "deny", status: 400, reason: "mcp_batch" });
+    expect(run({})).toMatchObject({ decision: "deny", status: 400, reason: "mcp_body_invalid" });
+  });
+});

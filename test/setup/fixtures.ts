@@ -43,6 +43,8 @@ export interface OriginRecord {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   bodyBytes: number;
+  /** The body received, Base64 (absent when empty), to prove bytes reach the origin unchanged. */
+  bodyBase64?: string;
 }
 
 const namespaces = new Map<string, Namespace>();
@@ -212,7 +214,7 @@ async function originHandler(req: IncomingMessage, res: ServerResponse) {
   }
   if (await streamingHandler(req, res, state, url)) return;
   const body = await readBody(req);
-  const record: OriginRecord = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, bodyBytes: body.length };
+  const record: OriginRecord = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, bodyBytes: body.length, ...(body.length ? { bodyBase64: body.toString("base64") } : {}) };
   state.originRequests.push(record);
   if (state.originDelayMs) await new Promise((resolve) => setTimeout(resolve, state.originDelayMs));
   json(res, 200, { origin: "echo", ...record });
