@@ -66,8 +66,24 @@ export function normalizeHost(host: string, protocol = "https:"): string {
   return port && port !== defaultPort ? `${name}:${port}` : name;
 }
 
+/**
+ * Compiled tables by rule list, with the policy they were compiled under: validation (config/rules.ts) and
+ * the gate compile the same parsed `routes` with the same policy, once each per isolate; the second is a
+ * lookup. The tables are never changed after compilation.
+ */
+const COMPILED = new WeakMap<readonly RouteConfig[], { policy: string; compiled: CompiledRoute[] }>();
+
 export function compileRoutes(routes: readonly RouteConfig[], options: RouteOptions = {}): CompiledRoute[] {
   const policy = { ...DEFAULT_PATH_POLICY, ...options };
+  const key = JSON.stringify([policy.semicolons, policy.emptySegments, policy.trailingDots, policy.caseInsensitive, policy.suffixMatch]);
+  const known = COMPILED.get(routes);
+  if (known?.policy === key) return known.compiled;
+  const compiled = compileTable(routes, policy);
+  COMPILED.set(routes, { policy: key, compiled });
+  return compiled;
+}
+
+function compileTable(routes: readonly RouteConfig[], policy: PathPolicy): CompiledRoute[] {
   const compiled = routes.map((rule, index) => ({
     index,
     name: rule.name ?? `${rule.methods.join(",")} ${rule.host ?? ""}${rule.path}`,
