@@ -53,12 +53,13 @@ const PARAMETER = /^:[A-Za-z_][A-Za-z0-9_]*$/;
 /** What `compileRoutes` and `matchRoute` need of the `paths` section (`pathPolicy(config.paths)`). */
 export type RouteOptions = Partial<PathPolicy>;
 
-const NORMAL_HOST = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
+const NORMAL_HOST = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::(\d+))?$/;
 
 /** Lower case, no trailing dot, no default port: `API.Example.com.:443` -> `api.example.com`. */
 export function normalizeHost(host: string, protocol = "https:"): string {
-  // Most hosts are already normal (lower case, no trailing dot, no port): nothing to rewrite.
-  if (NORMAL_HOST.test(host)) return host;
+  // Most hosts are already normal (lower case, no trailing dot, no default port): nothing to rewrite.
+  const normal = NORMAL_HOST.exec(host);
+  if (normal && normal[1] !== (protocol === "http:" ? "80" : "443")) return host;
   const match = /^(.*?)(?::(\d+))?$/.exec(host.toLowerCase())!;
   const name = match[1]!.replace(/\.$/, "");
   const port = match[2];
