@@ -53,12 +53,13 @@ const PARAMETER = /^:[A-Za-z_][A-Za-z0-9_]*$/;
 /** What `compileRoutes` and `matchRoute` need of the `paths` section (`pathPolicy(config.paths)`). */
 export type RouteOptions = Partial<PathPolicy>;
 
-const NORMAL_HOST = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
+const NORMAL_HOST = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::(\d+))?$/;
 
 /** Lower case, no trailing dot, no default port: `API.Example.com.:443` -> `api.example.com`. */
 export function normalizeHost(host: string, protocol = "https:"): string {
-  // Most hosts are already normal (lower case, no trailing dot, no port): nothing to rewrite.
-  if (NORMAL_HOST.test(host)) return host;
+  // Most hosts are already normal (lower case, no trailing dot, no default port): nothing to rewrite.
+  const normal = NORMAL_HOST.exec(host);
+  if (normal && normal[1] !== (protocol === "http:" ? "80" : "443")) return host;
   const match = /^(.*?)(?::(\d+))?$/.exec(host.toLowerCase())!;
   const name = match[1]!.replace(/\.$/, "");
   const port = match[2];
@@ -66,8 +67,24 @@ export function normalizeHost(host: string, protocol = "https:"): string {
   return port && port !== defaultPort ? `${name}:${port}` : name;
 }
 
+/**
+ * Compiled tables by rule list, with the policy they were compiled under: validation (config/rules.ts) and
+ * the gate compile the same parsed `routes` with the same policy, once each per isolate; the second is a
+ * lookup. The tables are never changed after compilation.
+ */
+const COMPILED = new WeakMap<readonly RouteConfig[], { policy: string; compiled: CompiledRoute[] }>();
+
 export function compileRoutes(routes: readonly RouteConfig[], options: RouteOptions = {}): CompiledRoute[] {
   const policy = { ...DEFAULT_PATH_POLICY, ...options };
+  const key = JSON.stringify([policy.semicolons, policy.emptySegments, policy.trailingDots, policy.caseInsensitive, policy.suffixMatch]);
+  const known = COMPILED.get(routes);
+  if (known?.policy === key) return known.compiled;
+  const compiled = compileTable(routes, policy);
+  COMPILED.set(routes, { policy: key, compiled });
+  return compiled;
+}
+
+function compileTable(routes: readonly RouteConfig[], policy: PathPolicy): CompiledRoute[] {
   const compiled = routes.map((rule, index) => ({
     index,
     name: rule.name ?? `${rule.methods.join(",")} ${rule.host ?? ""}${rule.path}`,

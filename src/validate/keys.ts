@@ -15,6 +15,11 @@ export interface KeyRecord {
   jwk: JWK;
   kid: string | undefined;
   thumbprint: string;
+  /**
+   * The key as the load-time check imported it (`probeAlgorithm`), kept in memory only: the first
+   * verification with that algorithm uses it instead of importing the same key again (a cold start's cost).
+   */
+  probed?: { alg: Algorithm; key: CryptoKey };
 }
 
 const CURVE: Partial<Record<Algorithm, string>> = { ES256: "P-256", ES384: "P-384", ES512: "P-521" };
@@ -154,8 +159,11 @@ export async function toKeyRecord(jwk: JWK): Promise<KeyRecord> {
   if (!members.every((member) => typeof member === "string" && member !== "" && isCanonicalBase64url(member))) {
     throw new Error("malformed key member");
   }
-  await importJWK(jwk, probeAlgorithm(jwk));
-  return { jwk, kid: jwk.kid, thumbprint: await calculateJwkThumbprint(jwk, "sha256") };
+  const alg = probeAlgorithm(jwk);
+  const key = await importJWK(jwk, alg);
+  const record: KeyRecord = { jwk, kid: jwk.kid, thumbprint: await calculateJwkThumbprint(jwk, "sha256") };
+  if (!(key instanceof Uint8Array)) record.probed = { alg, key };
+  return record;
 }
 
 /** Imported keys kept per isolate (all issuers): the least recently used go first. */
@@ -174,7 +182,7 @@ export class ImportedKeys {
     const id = `${issuer}\n${record.thumbprint}\n${alg}`;
     const cached = this.#keys.get(id);
     if (cached) return cached;
-    const key = (await importJWK(record.jwk, alg)) as CryptoKey;
+    const key = record.probed?.alg === alg ? record.probed.key : ((await importJWK(record.jwk, alg)) as CryptoKey);
     this.#keys.set(id, key);
     return key;
   }

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { RouteConfig } from "../../src/config/schema";
-import { compileRoutes, findAmbiguities, matchRoute, type CompiledRoute, type RouteOptions, type RouteRequest } from "../../src/policy/routes";
+import { compileRoutes, findAmbiguities, matchRoute, normalizeHost, type CompiledRoute, type RouteOptions, type RouteRequest } from "../../src/policy/routes";
 import { issuesFor } from "./rules";
 
 /**
@@ -164,5 +164,23 @@ describe("route index", () => {
     expect(issues).toHaveLength(1000);
     expect(issues[0]).toBe("routes.1000: can match the same requests as routes.0 with equal precedence; make one more specific or merge them");
     expect(issues[999]).toMatch(/^routes\.1999: .* routes\.999 /);
+  });
+
+  it("normalizeHost: the already-normal shortcut answers what the full rewrite answers (property)", () => {
+    // The full rewrite, as it was before the shortcut.
+    const rewrite = (host: string, protocol: string) => {
+      const match = /^(.*?)(?::(\d+))?$/.exec(host.toLowerCase())!;
+      const name = match[1]!.replace(/\.$/, "");
+      const port = match[2];
+      return port && port !== (protocol === "http:" ? "80" : "443") ? `${name}:${port}` : name;
+    };
+    const host = fc.string({ unit: fc.constantFrom("a", "B", "0", "-", ".", ":", "8", "4", "3", "[", "]"), maxLength: 12 });
+    const port = fc.constantFrom("", ":80", ":443", ":8443", ":0443", ":");
+    fc.assert(
+      fc.property(host, port, fc.constantFrom("http:", "https:"), (name, suffix, protocol) => {
+        expect(normalizeHost(name + suffix, protocol)).toBe(rewrite(name + suffix, protocol));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
