@@ -2,6 +2,7 @@ import type { JWTPayload } from "jose";
 import type { RouteConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
 import { claimAt } from "../lib/claim-path";
+import { challengeScopes } from "./scopes";
 
 /**
  * A matched rule's requirement, applied to the verified identity (or to its absence). Pure: the middleware
@@ -26,12 +27,13 @@ export function authorize(rule: RouteConfig, subject: Subject | undefined): Gate
   }
 }
 
+/** A scope refusal names every scope the rule needs (`challengeScopes`), not only the missing part. */
 function requirementsOf(rule: RouteConfig, subject: Subject): GateError | undefined {
   if (!rule.scopes.every((scope) => subject.scopes.has(scope))) {
-    return new GateError("insufficient_scope", "scope_missing", { scope: rule.scopes });
+    return new GateError("insufficient_scope", "scope_missing", { scope: challengeScopes(rule) });
   }
   if (rule.scopes_any.length && !rule.scopes_any.some((scope) => subject.scopes.has(scope))) {
-    return new GateError("insufficient_scope", "scope_missing_any", { scope: rule.scopes_any });
+    return new GateError("insufficient_scope", "scope_missing_any", { scope: challengeScopes(rule) });
   }
   for (const condition of rule.claims) {
     if (!conditionHolds(claimAt(subject.claims, condition.claim), condition)) {
