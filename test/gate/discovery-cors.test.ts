@@ -114,6 +114,16 @@ describe("T-K3 the metadata document and every challenge are readable cross-orig
     expect(refused.headers.get("access-control-allow-methods")).toBeNull();
   });
 
+  it("T-K3 a browser's preflight as wrangler dev hands it over (an empty stream, Content-Length: 0) is still a preflight", async () => {
+    const { gate } = await setup(withMetadata(ROOT_RESOURCE));
+    const empty = () => new ReadableStream({ start: (controller) => controller.close() });
+    const headers = { origin: "https://app.example", "access-control-request-method": "GET", "content-length": "0" };
+    const seen = await originSaw(await gate.request("/items/1", { method: "OPTIONS", headers, body: empty(), duplex: "half" } as RequestInit));
+    expect(seen).toMatchObject({ method: "OPTIONS", bodyBytes: 0 });
+    // Transfer-Encoding beside it still means a body.
+    await expectRejected(gate, await gate.request("/items/1", { method: "OPTIONS", headers: { ...headers, "transfer-encoding": "chunked" }, body: empty(), duplex: "half" } as RequestInit), 400, "invalid_request");
+  });
+
   it("T-K3 the origin's own CORS headers on a forwarded response pass unchanged; the gate adds none of its own", async () => {
     const { key, gate } = await setup(withMetadata(ROOT_RESOURCE, { routes: [{ path: "/**", scopes: ["items:read"] }] }));
     const response = await gate.request("/app/__cors", { headers: { ...bearer(await mint(key)), origin: "https://app.example" } });
