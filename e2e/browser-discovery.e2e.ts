@@ -82,7 +82,7 @@ interface Seen {
 }
 
 /** A `fetch` made by the page's own script, so the browser applies CORS to it. */
-async function pageFetch(url: string, init: { method?: string; headers?: Record<string, string>; credentials?: RequestCredentials } = {}): Promise<Seen> {
+async function pageFetch(url: string, init: { method?: string; headers?: Record<string, string>; credentials?: "include" | "omit" | "same-origin" } = {}): Promise<Seen> {
   return page.evaluate(
     async ({ url, init }) => {
       try {
