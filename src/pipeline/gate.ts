@@ -124,6 +124,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       challengePath = url.pathname;
       const local = localAnswer(url, request.method);
       if (local) {
+        line.path = url.pathname;
         const response = await local.respond(env);
         decisions.local(local.outcome, response.status, line);
         return { response };
