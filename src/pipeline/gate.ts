@@ -8,12 +8,12 @@ import type { Deps } from "../lib/deps";
 import { consoleLog, type LogFn } from "../lib/log";
 import { TokenValidator } from "../validate/token";
 import type { CompiledRoute } from "../policy/routes";
+import { challengeScopes } from "../policy/scopes";
 import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
 import { decisionLog, type DecisionLine } from "./decision-log";
 import { forwardedHeaders, toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
 import { protectedResources } from "./metadata";
-import { challengeScopes } from "../policy/scopes";
 import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, extractOptions, type CanonicalRequest } from "./request";
 
 /**
