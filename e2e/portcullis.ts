@@ -34,6 +34,8 @@ export interface PortcullisOptions {
   vars: Record<string, unknown>;
   /** Secrets, written to `.dev.vars` next to the config (what `wrangler secret put` is in production). */
   secrets: Record<string, string>;
+  /** The port to listen on (default a free one), for configurations that name the gate's own URL (`resource_metadata`). */
+  port?: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -103,7 +105,7 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Portc
       .join(""),
   );
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const inspectorPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const bin = join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");

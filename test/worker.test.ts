@@ -35,7 +35,7 @@ describe("Worker entry (SELF)", () => {
     const none = await SELF.fetch("https://api.example.test/v1/items/1");
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toBe(
-      'Bearer realm="self-test", resource_metadata="https://api.example.test/.well-known/oauth-protected-resource"',
+      'Bearer realm="self-test", scope="items:read", resource_metadata="https://api.example.test/.well-known/oauth-protected-resource"',
     );
     const bad = await SELF.fetch("https://api.example.test/v1/items/1", { headers: { authorization: "Bearer a.b.c" } });
     expect(bad.status).toBe(401);

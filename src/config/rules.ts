@@ -2,9 +2,9 @@ import type * as v from "valibot";
 import { BUILT_IN_HEADERS, reservedHeaderReason } from "../forward/headers";
 import { isAllowedUrl } from "../lib/url";
 import { compileOperations, operationTies, unmatchableName } from "../policy/mcp";
-import { pathPolicy } from "../policy/path";
+import { canonicalPath, pathPolicy } from "../policy/path";
 import { compileRoutes, findAmbiguities, RoutePatternError } from "../policy/routes";
-import { HMAC_ALGORITHMS, type ConfigSchema, type IssuerConfig, type ResolvedConfig, type RouteConfig } from "./schema";
+import { HMAC_ALGORITHMS, protectedResourceList, type ConfigSchema, type IssuerConfig, type ResolvedConfig, type RouteConfig } from "./schema";
 
 /**
  * Cross-field rules: everything a field-by-field schema cannot say, all of it here, judged by
@@ -204,6 +204,29 @@ const routePatternsMatchable: ConfigRule = (config) => {
   }
 };
 
+/**
+ * A resource's path says which requests it covers, compared with their canonical paths: it must be spelled
+ * canonically, and each resource needs its own (its document is served at it).
+ */
+const resourcePathsCanonicalAndDistinct: ConfigRule = (config) => {
+  const resources = protectedResourceList(config).map(({ resource, field }) => ({ field: `${field}.resource`, path: new URL(resource.resource).pathname }));
+  const covered = resources.map(({ path }) => path.replace(/\/$/, ""));
+  return resources.flatMap(({ field, path }, i) => {
+    const canonical = canonicalOrUndefined(path);
+    if (canonical !== path) return issue(field, canonical === undefined ? "has a path no request can have (see the canonical path)" : `has a path that is not canonical: write ${JSON.stringify(canonical)}`);
+    const first = covered.indexOf(covered[i]!);
+    return first < i ? issue(field, `has the same path as ${resources[first]!.field}: each resource needs its own path`) : none;
+  });
+};
+
+function canonicalOrUndefined(path: string): string | undefined {
+  try {
+    return canonicalPath(path);
+  } catch {
+    return undefined;
+  }
+}
+
 const eachIssuer =
   (...rules: IssuerRule[]): ConfigRule =>
   (config) =>
@@ -224,6 +247,7 @@ const CONFIG_RULES: ConfigRule[] = [
   ownHeadersOutsideNamespace,
   eachRoute(tokenOnlyFields, oneClaimOperator, mcpOperations),
   routePatternsMatchable,
+  resourcePathsCanonicalAndDistinct,
 ];
 
 /**

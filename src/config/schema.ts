@@ -355,10 +355,19 @@ const ForwardSchema = v.strictObject({
   ),
 });
 
+/** One protected resource (RFC 9728): its identifier, its metadata document, the requests it covers. */
 const ResourceMetadataSchema = v.strictObject({
-  /** RFC 9728 `resource`: this API's identifier (an https URL). */
-  resource: httpUrl,
+  /**
+   * RFC 9728 `resource`: this API's identifier (an https URL without query or fragment). Its path says
+   * which requests it covers (that path and below; the longest covering resource wins) and where its
+   * document is served (`/.well-known/oauth-protected-resource` + the path).
+   */
+  resource: v.pipe(
+    httpUrl,
+    v.check((url) => !url.includes("#") && !url.includes("?"), "must have no query or fragment (RFC 9728 section 1.2)"),
+  ),
   authorization_servers: v.pipe(v.array(httpUrl), v.minLength(1)),
+  /** Overrides the scopes computed from the rules that cover this resource. */
   scopes_supported: v.optional(v.array(scopeToken)),
   resource_name: v.optional(v.pipe(v.string(), printable)),
   resource_documentation: v.optional(httpUrl),
@@ -367,7 +376,13 @@ const ResourceMetadataSchema = v.strictObject({
 export const ConfigSchema = v.strictObject({
   /** The `realm` of every Bearer challenge. Never derived from the request. */
   realm: v.optional(v.pipe(v.string(), v.minLength(1), printable), "api"),
-  resource_metadata: v.optional(ResourceMetadataSchema),
+  /**
+   * One protected resource (a table) or several behind one gate (an array of tables, each with its own
+   * path-specific document); read through `protectedResourceList`.
+   */
+  resource_metadata: v.optional(
+    v.lazy((input) => (Array.isArray(input) ? v.pipe(v.array(ResourceMetadataSchema), v.minLength(1, "must list at least one resource")) : ResourceMetadataSchema)),
+  ),
   token: v.optional(
     v.strictObject({
       /** Tokens longer than this are refused before any decoding. */
@@ -419,3 +434,13 @@ export type IssuerConfig = ResolvedConfig["issuers"][number];
 export type RouteConfig = ResolvedConfig["routes"][number];
 export type McpConfig = NonNullable<RouteConfig["mcp"]>;
 export type McpOperationConfig = McpConfig["operations"][number];
+
+export type ResourceConfig = v.InferOutput<typeof ResourceMetadataSchema>;
+
+/** The configured protected resources, each with its field path (`resource_metadata` or `resource_metadata.2`). */
+export function protectedResourceList(config: Pick<ResolvedConfig, "resource_metadata">): { resource: ResourceConfig; field: string }[] {
+  const configured = config.resource_metadata;
+  if (configured === undefined) return [];
+  if (!Array.isArray(configured)) return [{ resource: configured, field: "resource_metadata" }];
+  return configured.map((resource, i) => ({ resource, field: `resource_metadata.${i}` }));
+}

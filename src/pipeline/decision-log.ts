@@ -34,8 +34,8 @@ export function decisionLog(log: LogFn, allowedToo: boolean, now: () => number) 
     },
 
     /** A local answer (assertion keys, metadata). */
-    local(outcome: string, line: DecisionLine): void {
-      log({ event: "decision", outcome, status: 200, ...line });
+    local(outcome: string, status: number, line: DecisionLine): void {
+      log({ event: "decision", outcome, status, ...line });
     },
 
     allowed(decision: Decision, line: DecisionLine, started: number): void {

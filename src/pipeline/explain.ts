@@ -12,6 +12,7 @@ import { introspectsJwt, opaqueTokenIssuer } from "../validate/token";
 import { compileRules, decide, decidePreflight, matchOperation, matchRule, type Decision } from "./decide";
 import { toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
+import { protectedResources } from "./metadata";
 import { canonicalRequest, checkMethodOverride, corsPreflight, extractOptions } from "./request";
 
 /**
@@ -91,9 +92,9 @@ export function explain(config: ResolvedConfig, input: ExplainRequest): Explanat
   const headers = new Headers(input.headers);
   if (input.token !== undefined) headers.set("authorization", `Bearer ${input.token}`);
   const heading: Heading = { method, host: normalizeHost(url.host, url.protocol) };
-  const local = localAnswers(config)(url, method);
-  if (local) return { ...heading, path: url.pathname, decision: "allow", reason: local.outcome };
   const rules = compileRules(config);
+  const local = localAnswers(config, protectedResources(config, rules.routes, rules.paths.caseInsensitive))(url, method);
+  if (local) return { ...heading, path: url.pathname, ...(local.status < 400 ? { decision: "allow" } : { decision: "deny", status: local.status }), reason: local.outcome };
   let report: TokenReport | undefined;
   try {
     const request = canonicalRequest(method, url, rules.paths, config);

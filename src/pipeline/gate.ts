@@ -8,11 +8,14 @@ import { globalFetch } from "../lib/bindings";
 import type { Deps } from "../lib/deps";
 import { consoleLog, type LogFn } from "../lib/log";
 import { TokenValidator } from "../validate/token";
-import { compileRules, decide, decidePreflight, matchOperation, matchRule, type Decision } from "./decide";
+import type { CompiledRoute } from "../policy/routes";
+import { combinedRequirement } from "../policy/requirements";
+import { challengeScopes } from "../policy/scopes";
+import { compileRules, decide, decidePreflight, matchOperation, matchRule, type Decision, type OperationMatch } from "./decide";
 import { decisionLog, type DecisionLine } from "./decision-log";
 import { forwardedHeaders, toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
-import { metadataUrl } from "./metadata";
+import { protectedResources } from "./metadata";
 import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, extractOptions, type CanonicalRequest } from "./request";
 
 /**
@@ -90,17 +93,20 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const log = options.log ?? consoleLog;
   const now = options.now ?? Date.now;
   const rules = compileRules(config);
-  const localAnswer = localAnswers(config);
+  const resources = protectedResources(config, rules.routes, rules.paths.caseInsensitive);
+  const localAnswer = localAnswers(config, resources);
   const extract = extractOptions(config);
   const issuers = new Map(config.issuers.map((issuer) => [issuer.issuer, issuer]));
   const validator = new TokenValidator(config.issuers, config.token_cache);
   const headersFor = forwardedHeaders(config.forward, log);
   const decisions = decisionLog(log, config.log.allowed, now);
   const jwksFetch = options.fetch ?? globalFetch;
-  const challenge: ChallengeOptions = {
+  /** The challenge for a request: its resource's metadata URL (by path) and the scopes the matched rule (and MCP operation) needs. */
+  const challengeFor = (path: string, route: CompiledRoute | undefined, operation?: OperationMatch): ChallengeOptions => ({
     realm: config.realm,
-    resourceMetadata: config.resource_metadata && metadataUrl(config.resource_metadata.resource).href,
-  };
+    resourceMetadata: resources.covering(path)?.documentUrl,
+    scope: route && challengeScopes(combinedRequirement(route.rule, operation?.requirements)),
+  });
 
   const deps = (env: Env | undefined, waitUntil: WaitUntil): Deps => ({
     now,
@@ -121,29 +127,35 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const check: Gate["check"] = async (request, env, waitUntil) => {
     const started = now();
     const line: DecisionLine = { method: request.method };
+    // What the challenge of a refusal names, known more precisely as the steps go.
+    let challengePath = "/";
+    let route: CompiledRoute | undefined;
+    let operation: OperationMatch | undefined;
     try {
       const url = new URL(request.url);
+      challengePath = url.pathname;
       const local = localAnswer(url, request.method);
       if (local) {
+        line.path = url.pathname;
         const response = await local.respond(env);
-        decisions.local(local.outcome, line);
+        decisions.local(local.outcome, response.status, line);
         return { response };
       }
       const target = canonicalRequest(request.method, url, rules.paths, config);
-      line.path = target.path;
+      line.path = challengePath = target.path;
       checkMethodOverride(target, request.headers, config.methods);
       const preflight = corsPreflight(request, target, rules.routes, rules.paths, config.methods);
       if (preflight) {
         // A forwarded preflight: the CORS headers only, so nothing else rides on an authorization without a token.
         const decision = decidePreflight(rules, target, preflight);
         if (decision.outcome !== "deny") line.rule = decision.rule!;
-        return conclude(decision, corsRequestHeaders(request.headers), undefined, url, target, line, started);
+        return conclude(decision, corsRequestHeaders(request.headers), undefined, url, target, line, started, challengeFor(challengePath, undefined));
       }
       const bearer = extractBearer(request, extract, url);
-      const route = matchRule(rules, target);
+      route = matchRule(rules, target);
       line.rule = route.name;
       const mcp = route.rule.mcp && (await readMcpRequest(request, route.rule.mcp));
-      const operation = matchOperation(rules, route, mcp ? mcp.message : undefined);
+      operation = matchOperation(rules, route, mcp ? mcp.message : undefined);
       if (operation?.label !== undefined) line.operation = operation.label;
       // Token verification (401/503) with what the rule asks of it (`introspect`).
       const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, deps(env, waitUntil)));
@@ -152,18 +164,18 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       const identity = token && toIdentity(issuer!, token.claims);
       // Identity headers only where a token is asked for or optional: a public route forwards none.
       const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
-      const outcome = conclude(decide(route, identity, issuer, operation), request.headers, forwarded, url, target, line, started);
+      const outcome = conclude(decide(route, identity, issuer, operation), request.headers, forwarded, url, target, line, started, challengeFor(challengePath, route, operation));
       return mcp && mcp.body && "decision" in outcome ? { ...outcome, body: mcp.body } : outcome;
     } catch (error) {
-      if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started);
+      if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started, challengeFor(challengePath, route, operation));
       decisions.failed(line);
-      return { response: errorResponse(challenge, new GateError("server_error", "internal_error")) };
+      return { response: errorResponse({ realm: config.realm }, new GateError("server_error", "internal_error")) };
     }
   };
 
   /** The decision answered: refused, or allowed with the headers from `source` (stripped, identity set). */
-  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number): GateOutcome => {
-    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started);
+  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number, challenge: ChallengeOptions): GateOutcome => {
+    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started, challenge);
     const headers = headersFor(source, identity, target.host, url.protocol);
     decisions.allowed(decision, line, started);
     const { path, host, search } = target;
@@ -172,7 +184,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   };
 
   /** `refusal` undefined: no credentials were sent, a bare challenge (RFC 6750 3.1). */
-  const refuse = (status: number, reason: string, refusal: GateError | undefined, line: DecisionLine, started: number): GateOutcome => {
+  const refuse = (status: number, reason: string, refusal: GateError | undefined, line: DecisionLine, started: number, challenge: ChallengeOptions): GateOutcome => {
     decisions.denied(status, reason, line, started);
     return { response: errorResponse(challenge, refusal) };
   };

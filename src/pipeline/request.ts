@@ -60,10 +60,16 @@ export function corsPreflight(client: ClientRequest, request: CanonicalRequest, 
   return announced;
 }
 
-/** Any sign of a request body: a preflight has none (Fetch standard, CORS-preflight fetch). */
+/**
+ * Any sign of a request body: a preflight has none (Fetch standard, CORS-preflight fetch). A declared
+ * `Content-Length: 0` without `Transfer-Encoding` is no body even though the runtime may hand over an empty
+ * stream (`wrangler dev` does for every OPTIONS request): the network layer reads no byte past the length.
+ */
 function carriesBody(client: ClientRequest): boolean {
   const length = client.headers.get("content-length");
-  return (client.body !== null && client.body !== undefined) || client.headers.has("transfer-encoding") || (length !== null && !/^0+$/.test(length.trim()));
+  if (client.headers.has("transfer-encoding")) return true;
+  if (length !== null) return !/^0+$/.test(length.trim());
+  return client.body !== null && client.body !== undefined;
 }
 
 /** Client headers a forwarded preflight may carry to the origin: what CORS and content negotiation need, no credentials. */

@@ -2,6 +2,7 @@ import type { JWTPayload } from "jose";
 import type { RouteConfig } from "../config/schema";
 import { GateError } from "../errors/errors";
 import { claimAt } from "../lib/claim-path";
+import { challengeScopes, type ScopeRequirement } from "./scopes";
 
 /**
  * A matched rule's requirement, applied to the verified identity (or to its absence). Pure: the middleware
@@ -46,13 +47,23 @@ const combined = (rule: Requirements, extra: Requirements): Combined => ({
   claims: [...rule.claims, ...extra.claims],
 });
 
+/**
+ * What a rule and an MCP operation on it ask of the token's scopes together, as one scope requirement: what
+ * a challenge names (every scope either needs) and what `scopes_supported` lists.
+ */
+export function combinedRequirement(rule: Requirements, extra?: Requirements): ScopeRequirement {
+  return extra ? { scopes: [...new Set([...rule.scopes, ...extra.scopes])], scopes_any: [...rule.scopes_any, ...extra.scopes_any] } : rule;
+}
+
+/** A scope refusal names every scope the rule (and operation) needs (`challengeScopes`), not only the missing part. */
 function requirementsOf(rule: Requirements | Combined, subject: Subject): GateError | undefined {
+  const named = () => challengeScopes("anyOf" in rule ? { scopes: rule.scopes, scopes_any: rule.anyOf.flat() } : rule);
   if (!rule.scopes.every((scope) => subject.scopes.has(scope))) {
-    return new GateError("insufficient_scope", "scope_missing", { scope: rule.scopes });
+    return new GateError("insufficient_scope", "scope_missing", { scope: named() });
   }
   for (const any of "anyOf" in rule ? rule.anyOf : [rule.scopes_any]) {
     if (any.length && !any.some((scope) => subject.scopes.has(scope))) {
-      return new GateError("insufficient_scope", "scope_missing_any", { scope: any });
+      return new GateError("insufficient_scope", "scope_missing_any", { scope: named() });
     }
   }
   for (const condition of rule.claims) {

@@ -342,3 +342,20 @@ function collect(node: TrieNode, parts: readonly string[], depth: number, found:
   // `:name` and `*` match exactly one non-empty segment.
   if (node.one && part !== "") collect(node.one, parts, depth + 1, found);
 }
+/**
+ * Where the paths a rule can match lie against the paths under `prefix` (a protected resource's path as
+ * segments, `[]` for `/`, literals as the rules are compiled): `inside` when every path it can match is
+ * under it, `overlaps` when some may be, `outside` when none can be. Hosts are not compared.
+ */
+export function patternWithin(route: CompiledRoute, prefix: readonly string[]): "inside" | "overlaps" | "outside" {
+  let inside = true;
+  for (let i = 0; i < prefix.length; i++) {
+    const segment = route.segments[i];
+    if (segment === undefined) return "outside";
+    if (segment.kind === "rest") return "overlaps";
+    if (segment.kind === "one") inside = false;
+    else if (segment.value !== prefix[i]) return "outside";
+  }
+  return inside ? "inside" : "overlaps";
+}
+

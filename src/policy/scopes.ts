@@ -24,3 +24,30 @@ const DEFAULT_SOURCES = [
   { claim: "scope", prefix: "" },
   { claim: "scp", prefix: "" },
 ];
+
+/**
+ * What a requirement asks of the token's scopes: a rule's `scopes` / `scopes_any` (and, with per-operation
+ * MCP rules, an operation's). One shape, so challenges and `scopes_supported` read every requirement alike.
+ */
+export interface ScopeRequirement {
+  /** All of these. */
+  scopes: readonly string[];
+  /** At least one of these (empty: no such condition). */
+  scopes_any: readonly string[];
+}
+
+/**
+ * The scopes a challenge names (`scope="..."` on 401 and 403, RFC 6750 section 3): all of `scopes`, then
+ * every alternative of `scopes_any`, once each. A token granted this set passes the requirement, so a client
+ * that requests what the challenge names gets in (MCP step-up); any one of the `scopes_any` would do.
+ */
+export function challengeScopes(requirement: ScopeRequirement): string[] {
+  return [...new Set([...requirement.scopes, ...requirement.scopes_any])];
+}
+
+/** RFC 9728 `scopes_supported` computed from the rules: every scope any of `requirements` can ask for, first seen first. */
+export function scopesSupported(requirements: Iterable<ScopeRequirement>): string[] {
+  const supported = new Set<string>();
+  for (const requirement of requirements) for (const scope of challengeScopes(requirement)) supported.add(scope);
+  return [...supported];
+}

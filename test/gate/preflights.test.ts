@@ -43,7 +43,7 @@ describe("T-I2 an explicit OPTIONS rule wins over preflight forwarding", () => {
   it("T-I2 an OPTIONS token rule: a preflight needs a token like any request", async () => {
     const { key, gate } = await setup(withRoutes([{ path: "/items/**", methods: ["OPTIONS"], scopes: ["items:read"] }]));
     const { challenge } = await expectRejected(gate, await gate.request("/items/1", { method: "OPTIONS", headers: PREFLIGHT }), 401);
-    expect(challenge).toBe('Bearer realm="test-api"');
+    expect(challenge).toBe('Bearer realm="test-api", scope="items:read"');
     const seen = await originSaw(await gate.request("/items/1", { method: "OPTIONS", headers: { ...PREFLIGHT, ...bearer(await mint(key)) } }));
     expect(seen.headers["x-auth-sub"]).toBe("user-123");
   });

@@ -61,7 +61,7 @@ describe("T-I10 Authorization: Bearer followed by anything but one space", () =>
     const token = await mint(key);
     for (const value of [`Bearerx ${token}`, `Bearer-2 ${token}`, `Bearer_${token}`, `Bearer.${token}`, `Bearers ${token}`, `Basic dXNlcg==`]) {
       const { challenge } = await expectRejected(gate, await gate.request("/items/1", { headers: { authorization: value } }), 401);
-      expect(challenge).toBe('Bearer realm="test-api"');
+      expect(challenge).toBe('Bearer realm="test-api", scope="items:read"');
       expect(lastReason(gate)).toBe("token_missing");
       expect((await gate.request("/public/x", { headers: { authorization: value } })).status).toBe(200);
     }

@@ -8,7 +8,7 @@ describe("D: transport and syntax", () => {
     const { gate } = await setup();
     const response = await gate.request("/items/1?x=1", { headers: { host: "evil.example" } });
     const { challenge, body } = await expectRejected(gate, response, 401);
-    expect(challenge).toBe('Bearer realm="test-api"');
+    expect(challenge).toBe('Bearer realm="test-api", scope="items:read"');
     expect(challenge).not.toContain("error=");
     expect(body.error).not.toBe("invalid_token");
     expect(response.headers.get("cache-control")).toBe("no-store");
@@ -17,23 +17,24 @@ describe("D: transport and syntax", () => {
   it("T-D1 a non-Bearer scheme is no Bearer credential: bare challenge", async () => {
     const { gate } = await setup();
     const { challenge } = await expectRejected(gate, await gate.request("/items/1", { headers: { authorization: "Basic dXNlcjpwYXNz" } }), 401);
-    expect(challenge).toBe('Bearer realm="test-api"');
+    expect(challenge).toBe('Bearer realm="test-api", scope="items:read"');
   });
 
   it("T-D1 with resource_metadata configured every challenge carries it (RFC 9728 5.1) and the document is served", async () => {
-    const resource_metadata = { resource: "https://api.test/v1", authorization_servers: ["https://issuer.test/"], scopes_supported: ["items:read"] };
+    // A resource covers the requests at its identifier's path and below (issue 15): the root covers all.
+    const resource_metadata = { resource: "https://api.test", authorization_servers: ["https://issuer.test/"], scopes_supported: ["items:read"] };
     const { key, gate } = await setup((f) => baseConfig(f, { resource_metadata }));
-    const url = "https://api.test/.well-known/oauth-protected-resource/v1";
+    const url = "https://api.test/.well-known/oauth-protected-resource";
     const none = await expectRejected(gate, await gate.request("/items/1"), 401);
-    expect(none.challenge).toBe(`Bearer realm="test-api", resource_metadata="${url}"`);
+    expect(none.challenge).toBe(`Bearer realm="test-api", scope="items:read", resource_metadata="${url}"`);
     const bad = await expectRejected(gate, await gate.request("/items/1", { headers: bearer("abc") }), 401, "invalid_token");
     expect(bad.challenge).toContain(`resource_metadata="${url}"`);
     const scope = await expectRejected(gate, await gate.request("/admin/1", { headers: bearer(await mint(key)) }), 403, "insufficient_scope");
     expect(scope.challenge).toContain(`resource_metadata="${url}"`);
-    const doc = await gate.request("/.well-known/oauth-protected-resource/v1");
+    const doc = await gate.request("/.well-known/oauth-protected-resource");
     expect(doc.status).toBe(200);
     expect(await doc.json()).toEqual({
-      resource: "https://api.test/v1",
+      resource: "https://api.test",
       authorization_servers: ["https://issuer.test/"],
       bearer_methods_supported: ["header"],
       scopes_supported: ["items:read"],
@@ -90,7 +91,7 @@ describe("D: transport and syntax", () => {
     const { key, gate } = await setup();
     const token = await mint(key);
     const { challenge, body } = await expectRejected(gate, await gate.request(`/items/1?access_token=${token}`), 401);
-    expect(challenge).toBe('Bearer realm="test-api"');
+    expect(challenge).toBe('Bearer realm="test-api", scope="items:read"');
     expect(JSON.stringify(body)).not.toContain(token.slice(0, 20));
     expect(JSON.stringify(gate.logs)).not.toContain(token.slice(0, 20));
 

@@ -212,6 +212,12 @@ async function originHandler(req: IncomingMessage, res: ServerResponse) {
     res.writeHead(Number(url.searchParams.get("code") ?? 401), { "www-authenticate": 'Bearer realm="origin"', "x-origin-header": "kept" });
     return res.end("origin says no");
   }
+  if (url.pathname.endsWith("/__cors")) {
+    // An origin that owns its CORS policy (credentialed, for one origin): the gate must pass it through as is.
+    state.originRequests.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, bodyBytes: 0 });
+    res.writeHead(200, { "content-type": "application/json", "access-control-allow-origin": "https://app.example", "access-control-allow-credentials": "true", vary: "Origin" });
+    return res.end(JSON.stringify({ origin: "cors" }));
+  }
   if (await streamingHandler(req, res, state, url)) return;
   const body = await readBody(req);
   const record: OriginRecord = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, bodyBytes: body.length, ...(body.length ? { bodyBase64: body.toString("base64") } : {}) };
