@@ -1,4 +1,4 @@
-// `node bench/hotpath.mjs [--profile] [--alg ES256] [--seconds S]`: the per-request CPU work of Portcullis,
+// `node bench/hotpath.mjs [--profile] [--alg ES256] [--seconds S] [--src DIR]`: the per-request CPU work of Portcullis,
 // in this Node process, with the origin stubbed (a `fetch` that answers at once), against the minimal jose
 // gate and the floor Worker run the same way. No sockets and no workerd: the numbers are JavaScript work
 // (V8 is workerd's engine, but Request/Headers are Node's). Rows alternate in short slices, so machine
@@ -16,7 +16,7 @@ import { stageAttribution, stageTable } from "./lib/stages.mjs";
 import { fmt, median } from "./lib/stats.mjs";
 
 const { build } = await import("esbuild");
-const { values: args } = parseArgs({ options: { profile: { type: "boolean" }, alg: { type: "string" }, seconds: { type: "string" } } });
+const { values: args } = parseArgs({ options: { profile: { type: "boolean" }, alg: { type: "string" }, seconds: { type: "string" }, src: { type: "string" } } });
 const ISSUER = "https://issuer.bench.example/";
 const dir = join(OUT, "hotpath");
 mkdirSync(dir, { recursive: true });
@@ -40,7 +40,8 @@ const portcullisConfig = (tokenCache) => ({
   ...(tokenCache === undefined ? {} : { token_cache: tokenCache }),
 });
 
-const portcullis = await bundle(join(ROOT, "src/worker.ts"), "portcullis");
+// --src DIR: another copy of src/ (an older commit, for a before/after), e.g. `git archive REV src | tar -x -C DIR/..`.
+const portcullis = await bundle(join(args.src ?? join(ROOT, "src"), "worker.ts"), "portcullis");
 const workers = {
   baseline: (await bundle(join(BENCH, "workers/baseline.js"), "baseline")).module,
   jose: (await bundle(join(BENCH, "workers/jose-gate.js"), "jose")).module,
