@@ -193,6 +193,26 @@ describe("T-K1 headers that disagree with the body", () => {
   });
 });
 
+describe("MCP operations in challenges and metadata", () => {
+  it("a 401 names the scopes of the operation read from the body, beside the route's; refusals before the operation is known name the route's", async () => {
+    const challengeOf = async (response: Response) => (await expectRejected(gate, response, 401)).challenge;
+    expect(await challengeOf(await rpc("/mcp", call("admin_reset"), {}, null))).toContain('scope="mcp mcp:admin"');
+    expect(await challengeOf(await rpc("/mcp", call("report_daily"), {}, "not-a-jwt"))).toContain('scope="mcp mcp:reports"');
+    const plain = await challengeOf(await rpc("/mcp", call("search"), {}, null));
+    expect(plain).toContain('scope="mcp"');
+    expect(plain).not.toContain("mcp:admin");
+  });
+
+  it("scopes_supported in the resource metadata counts every operation's scopes", async () => {
+    const withMetadata = await setup((fixture) => ({
+      ...config(fixture),
+      resource_metadata: { resource: "https://api.test/mcp", authorization_servers: ["https://issuer.test/"] },
+    }));
+    const document = (await (await withMetadata.gate.request("/.well-known/oauth-protected-resource/mcp")).json()) as { scopes_supported: string[] };
+    expect(document.scopes_supported).toEqual(expect.arrayContaining(["mcp", "mcp:admin", "mcp:reports"]));
+  });
+});
+
 describe("T-K2 a rule for one tool authorizes that tool only", () => {
   it("T-K2 admin_reset needs its own scope: 403 insufficient_scope naming every scope the operation needs", async () => {
     const { challenge } = await rejected(rpc("/mcp", call("admin_reset")), 403, "insufficient_scope", "scope_missing");
