@@ -17,9 +17,8 @@ import { freePort, startPortcullis, type Portcullis } from "./portcullis";
  * only the gate's URL the client follows the 401's `resource_metadata`, discovers the AS, gets a token for the
  * resource (RFC 8707) and lists and calls tools; the verified subject arrives at the server, the token does not.
  *
- * Per-tool rules (one rule for `admin_reset` on /mcp itself) come from the `mcp` route field of another branch:
- * the tests marked "PER-TOOL (lead)" below are left as `it.todo` for the lead to finish after merging. Until
- * then the step-up is shown with path-only rules: /mcp/admin needs one scope more than /mcp.
+ * Step-up is shown twice: with path-only rules (/mcp/admin needs one scope more than /mcp) and with a per-tool
+ * rule on /mcp itself (`admin_reset` needs mcp:admin), read from the body and from the 2026-07-28 headers.
  */
 
 const SCOPES = ["mcp:tools", "mcp:admin"] as const;
@@ -81,7 +80,23 @@ beforeAll(async () => {
         issuers: [{ issuer: as.issuer, audiences: [resource], algorithms: ["ES256"] }],
         routes: [
           { path: "/public/**", access: "public" },
-          { path: "/mcp", methods: ["POST", "GET", "DELETE"], scopes: ["mcp:tools"] },
+          {
+            path: "/mcp",
+            methods: ["POST", "GET", "DELETE"],
+            scopes: ["mcp:tools"],
+            // Per-tool rules: admin_reset needs mcp:admin on top of the route's mcp:tools; anything unlisted is refused.
+            mcp: {
+              operations: [
+                { method: "initialize" },
+                { method: "notifications/initialized" },
+                { method: "ping" },
+                { method: "tools/list" },
+                { method: "tools/call", name: "echo" },
+                { method: "tools/call", name: "whoami" },
+                { method: "tools/call", name: "admin_reset", scopes: ["mcp:admin"] },
+              ],
+            },
+          },
           { path: "/mcp/admin", methods: ["POST", "GET", "DELETE"], scopes: ["mcp:tools", "mcp:admin"] },
         ],
       },
@@ -210,10 +225,47 @@ describe("MCP through Portcullis with the MCP SDK client (oidc-provider, wrangle
     await response.arrayBuffer();
   });
 
-  // PER-TOOL (lead): needs `routes.N.mcp` (the `mcp` helper's branch). Suggested rule on /mcp:
-  //   mcp = { operations = [{ method = "tools/call", name = "admin_reset", scopes = ["mcp:admin"] }, { method = "*" ... }] }
-  // then: admin_reset on /mcp -> 403 scope="mcp:tools mcp:admin" (challengeScopes of the operation), the SDK
-  // client widens and passes; the same with the 2026-07-28 Mcp-Method / Mcp-Name headers and with a body only.
-  it.todo("PER-TOOL (lead): tools/call admin_reset on /mcp with an mcp:tools token -> 403 naming mcp:admin; the widened client passes");
-  it.todo("PER-TOOL (lead): the same rule enforced when the client sends Mcp-Method / Mcp-Name (2026-07-28) and when it sends only a body");
+  it("per-tool rule on /mcp itself: admin_reset with an mcp:tools token is 403 naming mcp:admin; the SDK client widens from the challenge and the call passes", async () => {
+    const { client, authProvider } = await connect("/mcp");
+    expect(decodeJwt(authProvider.tokens()!.access_token).scope).toBe("mcp:tools");
+    expect(textOf(await client.callTool({ name: "echo", arguments: { text: "allowed" } }))).toBe("allowed");
+    const before = received.length;
+    // The SDK transport answers a 403 insufficient_scope by re-authorizing with the challenge's scope and retrying.
+    expect(textOf(await client.callTool({ name: "admin_reset", arguments: {} }))).toBe("reset by api-client");
+    const refusal = gate.logs.findLast((line) => line.event === "decision" && line.status === 403 && line.path === "/mcp");
+    expect(refusal).toMatchObject({ reason: "scope_missing", operation: "tools/call admin_reset" });
+    expect(decodeJwt(authProvider.tokens()!.access_token).scope).toBe("mcp:tools mcp:admin");
+    // Only the retried, authorized call reached the server.
+    expect(received.length - before).toBe(1);
+    await client.close();
+  });
+
+  it("the same per-tool rule holds when the client sends the 2026-07-28 Mcp-Method / Mcp-Name headers and when it sends only a body; a header that disagrees with the body is 400", async () => {
+    const { client, authProvider } = await connect("/mcp");
+    await client.close();
+    const narrow = authProvider.tokens()!.access_token;
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "admin_reset", arguments: {} } });
+    const post = async (headers: Record<string, string>) => {
+      const response = await fetch(`${gate.url}/mcp`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${narrow}`, "content-type": "application/json", accept: "application/json, text/event-stream", "x-e2e-case": "per-tool-headers", ...headers },
+        body,
+      });
+      await response.arrayBuffer();
+      return response;
+    };
+    const bodyOnly = await post({});
+    expect(bodyOnly.status).toBe(403);
+    expect(bodyOnly.headers.get("www-authenticate")).toContain('scope="mcp:tools mcp:admin"');
+    const next = { "mcp-protocol-version": "2026-07-28" };
+    const withHeaders = await post({ ...next, "mcp-method": "tools/call", "mcp-name": "admin_reset" });
+    expect(withHeaders.status).toBe(403);
+    expect(withHeaders.headers.get("www-authenticate")).toContain('scope="mcp:tools mcp:admin"');
+    // Headers naming an allowed tool over a body calling admin_reset: refused, never the header tool's rule.
+    const lying = await post({ ...next, "mcp-method": "tools/call", "mcp-name": "echo" });
+    expect(lying.status).toBe(400);
+    expect(lying.headers.get("www-authenticate")).toContain('error="invalid_request"');
+    // None of the three reached the server (the SDK client's own session traffic may still arrive meanwhile).
+    expect(received.filter((request) => request.headers["x-e2e-case"] === "per-tool-headers")).toEqual([]);
+  });
 });
