@@ -4,6 +4,9 @@ import { consoleLog } from "./lib/log";
 import { createGate, type Env, type Gate } from "./pipeline/gate";
 import { configInvalidAnswer } from "./pipeline/local";
 
+/** The DPoP replay store's Durable Object class, bound in wrangler.toml (`PORTCULLIS_DPOP`). */
+export { DpopReplayStore } from "./validate/dpop-replay-store";
+
 /**
  * The deployable Worker: the gate, then the origin. Configuration comes from `[vars]` (`PORTCULLIS_CONFIG`,
  * `ORIGIN_URL`); it is validated once per isolate and on every change. No router in front: every request
