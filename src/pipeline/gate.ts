@@ -1,18 +1,22 @@
 import type { ResolvedConfig } from "../config/schema";
-import { errorResponse, type ChallengeOptions } from "../errors/challenge";
+import { errorResponse, type ChallengeOptions, type Scheme } from "../errors/challenge";
 import { GateError } from "../errors/errors";
 import { extractBearer } from "../extract/bearer";
 import { sendToOrigin } from "../forward/origin";
 import { globalFetch } from "../lib/bindings";
 import type { Deps } from "../lib/deps";
 import { consoleLog, type LogFn } from "../lib/log";
-import { TokenValidator } from "../validate/token";
+import { durableReplayCheck } from "../validate/dpop-replay";
+import { checkSenderConstraint } from "../validate/sender";
+import { TokenValidator, type ValidatedToken } from "../validate/token";
 import { compileRules, decide, decidePreflight, matchRule, type Decision } from "./decide";
 import { decisionLog, type DecisionLine } from "./decision-log";
 import { forwardedHeaders, toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
 import { metadataUrl } from "./metadata";
-import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, extractOptions, type CanonicalRequest } from "./request";
+import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, dpopAlgorithms, dpopRequiredEverywhere, extractOptions, sameTarget, type CanonicalRequest } from "./request";
+import { schemeOf, type BearerToken } from "../extract/bearer";
+import type { CompiledRoute } from "../policy/routes";
 
 /**
  * The gate: the request flow as named steps, in the order the README states. `check` decides and cleans
@@ -91,6 +95,8 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const challenge: ChallengeOptions = {
     realm: config.realm,
     resourceMetadata: config.resource_metadata && metadataUrl(config.resource_metadata.resource).href,
+    dpopAlgorithms: dpopAlgorithms(config),
+    bearer: !dpopRequiredEverywhere(config),
   };
 
   const deps = (env: Env | undefined, waitUntil: WaitUntil): Deps => ({
@@ -111,6 +117,8 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const check: Gate["check"] = async (request, env, waitUntil) => {
     const started = now();
     const line: DecisionLine = { method: request.method };
+    // How the token was presented: a refusal's error goes into that scheme's challenge.
+    let scheme: Scheme = "bearer";
     try {
       const url = new URL(request.url);
       const local = localAnswer(url, request.method);
@@ -130,26 +138,42 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
         return conclude(decision, corsRequestHeaders(request.headers), undefined, url, target, line, started);
       }
       const bearer = extractBearer(request, extract, url);
+      if (bearer) scheme = schemeOf(bearer);
       const route = matchRule(rules, target);
       line.rule = route.name;
+      const requestDeps = deps(env, waitUntil);
       // Token verification (401/503) with what the rule asks of it (`introspect`).
-      const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, deps(env, waitUntil)));
+      const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, requestDeps));
       if (token) decisions.token(line, token);
       const issuer = token && issuers.get(token.issuer)!;
-      const identity = token && toIdentity(issuer!, token.claims);
+      // How the token is bound to its sender (DPoP proof, client certificate), checked on every request.
+      const sender = token && (await senderConstraint(bearer!, token, route, request, url, target, env, requestDeps));
+      const identity = token && toIdentity(issuer!, token.claims, sender);
       // Identity headers only where a token is asked for or optional: a public route forwards none.
       const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
-      return conclude(decide(route, identity, issuer), request.headers, forwarded, url, target, line, started);
+      return conclude(decide(route, identity, issuer), request.headers, forwarded, url, target, line, started, scheme);
     } catch (error) {
-      if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started);
+      if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started, scheme);
       decisions.failed(line);
       return { response: errorResponse(challenge, new GateError("server_error", "internal_error")) };
     }
   };
 
+  /** The sender-constraint step (validate/sender.ts) for a verified token, with the rule's or issuer's DPoP mode. */
+  const senderConstraint = (presented: BearerToken, token: ValidatedToken, route: CompiledRoute, request: Request, url: URL, target: CanonicalRequest, env: Env | undefined, stageDeps: Deps) => {
+    const issuer = issuers.get(token.issuer)!;
+    return checkSenderConstraint(token.claims, issuer, {
+      presentation: { scheme: schemeOf(presented), proof: presented.dpopProof, tlsClientAuth: (request.cf as { tlsClientAuth?: unknown } | undefined)?.tlsClientAuth },
+      mode: route.rule.dpop ?? issuer.dpop.mode,
+      request: { method: target.method, sameTarget: sameTarget(target, url.protocol, rules.paths), token: presented.token, now: stageDeps.now() },
+      replay: durableReplayCheck(env?.[config.dpop_replay_binding], config.dpop_replay_binding, log),
+      binding: stageDeps.binding,
+    });
+  };
+
   /** The decision answered: refused, or allowed with the headers from `source` (stripped, identity set). */
-  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number): GateOutcome => {
-    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started);
+  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number, scheme: Scheme = "bearer"): GateOutcome => {
+    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started, scheme);
     const headers = headersFor(source, identity, target.host, url.protocol);
     decisions.allowed(decision, line, started);
     const { path, host, search } = target;
@@ -158,9 +182,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   };
 
   /** `refusal` undefined: no credentials were sent, a bare challenge (RFC 6750 3.1). */
-  const refuse = (status: number, reason: string, refusal: GateError | undefined, line: DecisionLine, started: number): GateOutcome => {
+  const refuse = (status: number, reason: string, refusal: GateError | undefined, line: DecisionLine, started: number, scheme: Scheme = "bearer"): GateOutcome => {
     decisions.denied(status, reason, line, started);
-    return { response: errorResponse(challenge, refusal) };
+    return { response: errorResponse(challenge, refusal, scheme) };
   };
 
   const forward: Gate["forward"] = (request, { decision, headers }, env, origin) =>

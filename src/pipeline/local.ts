@@ -32,7 +32,7 @@ export function localAnswers(config: ResolvedConfig): (url: URL, method: string)
   };
   const metadataDocumentAnswer: LocalAnswer = {
     outcome: "metadata",
-    respond: async () => Response.json(metadataDocument(metadata!, config.token.allow_query), { headers: { "cache-control": "public, max-age=3600" } }),
+    respond: async () => Response.json(metadataDocument(config), { headers: { "cache-control": "public, max-age=3600" } }),
   };
   return (url, method) => {
     if (method !== "GET" && method !== "HEAD") return undefined;
