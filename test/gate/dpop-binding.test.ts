@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import type { PortcullisConfig } from "../../src/config/schema";
 import { verifyAssertion } from "../../src/origin/verify-assertion";
 import { AUDIENCE, bearer, expectRejected, Fixture, ISSUER, makeKey, mint, originSaw, type Gate, type TestKey } from "../helpers";
-import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, URL_OF, type ProofKey } from "../dpop";
+import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, type ProofKey } from "../dpop";
 
 /**
  * THREATS J4: the token's binding (`cnf.jkt`) against the proof key and the scheme; the DPoP modes per

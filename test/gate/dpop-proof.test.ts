@@ -92,7 +92,7 @@ describe("T-J1 the DPoP proof itself", () => {
     const token = await boundToken(issuerKey, client);
     const secret = crypto.getRandomValues(new Uint8Array(32));
     const value = await new SignJWT({ jti: crypto.randomUUID(), htm: "GET", htu: URL_OF("/items/1"), iat: Math.floor(Date.now() / 1000) })
-      .setProtectedHeader({ typ: "dpop+jwt", alg: "HS256", jwk: { kty: "oct", k: base64url.encode(secret) } })
+      .setProtectedHeader({ typ: "dpop+jwt", alg: "HS256", jwk: { kty: "oct", k: base64url.encode(secret) } as never })
       .sign(secret);
     await expectProofRefused(await send("/items/1", dpopHeaders(token, value)), "invalid_dpop_proof", "dpop_proof_alg_not_allowed");
   });
