@@ -132,7 +132,10 @@ function explained(heading: Heading, decision: Decision, identity: Identity | un
 /** The sender-constraint checks that need no proof, certificate or store (validate/sender.ts), as the gate makes them. */
 function senderChecks(subject: Subject, route: CompiledRoute, scheme: "bearer" | "dpop", report: TokenReport): void {
   const { claims } = subject.identity;
-  const cnf = step(report, "sender constraint: cnf, scheme and DPoP mode", () => checkPresentation(claims, subject.issuer, route.rule.dpop ?? subject.issuer.dpop.mode, scheme));
+  const mode = route.rule.dpop ?? subject.issuer.dpop.mode;
+  // Without a cnf, the DPoP scheme or DPoP on, the check has nothing to refuse: not listed.
+  if (!Object.hasOwn(claims, "cnf") && scheme === "bearer" && mode === "disabled") return;
+  const cnf = step(report, "sender constraint: cnf, scheme and DPoP mode", () => checkPresentation(claims, subject.issuer, mode, scheme));
   if (scheme === "dpop") report.not_checked.push("DPoP proof (signature, htm, htu, iat, ath, nonce, key binding) and its replay check");
   if (cnf["x5t#S256"] !== undefined) report.not_checked.push("client certificate (mTLS)");
 }

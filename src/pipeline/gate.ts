@@ -1,7 +1,6 @@
 import type { ResolvedConfig } from "../config/schema";
 import { errorResponse, type ChallengeOptions, type Scheme } from "../errors/challenge";
 import { GateError } from "../errors/errors";
-import { extractBearer } from "../extract/bearer";
 import { sendToOrigin } from "../forward/origin";
 import { globalFetch } from "../lib/bindings";
 import type { Deps } from "../lib/deps";
@@ -15,7 +14,7 @@ import { forwardedHeaders, toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
 import { metadataUrl } from "./metadata";
 import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, dpopAlgorithms, dpopRequiredEverywhere, extractOptions, sameTarget, type CanonicalRequest } from "./request";
-import { schemeOf, type BearerToken } from "../extract/bearer";
+import { extractBearer, schemeOf, type BearerToken } from "../extract/bearer";
 import type { CompiledRoute } from "../policy/routes";
 
 /**

@@ -1,6 +1,8 @@
 import { createLocalJWKSet, type JWK } from "jose";
 import { beforeAll, describe, expect, inject, it } from "vitest";
+import { parseConfig } from "../../src/config/load";
 import type { PortcullisConfig } from "../../src/config/schema";
+import { explain } from "../../src/pipeline/explain";
 import { verifyAssertion } from "../../src/origin/verify-assertion";
 import { AUDIENCE, bearer, expectRejected, Fixture, ISSUER, makeKey, mint, originSaw, type Gate, type TestKey } from "../helpers";
 import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, type ProofKey } from "../dpop";
@@ -282,5 +284,20 @@ describe("T-J4 challenges and RFC 9728 metadata, exactly as configured", () => {
     const relaxed = dpopConfig(fixture, { mode: "required" });
     relaxed.routes = [...relaxed.routes, { path: "/legacy/**", dpop: "allowed" }];
     expect(await metadataOf(relaxed)).toMatchObject({ dpop_bound_access_tokens_required: false });
+  });
+});
+
+describe("T-J4 explain makes the sender checks that need no proof, as the gate does", () => {
+  it("T-J4 explain: a bound token as Bearer is refused; with the DPoP scheme the proof is listed as not checked", async () => {
+    const parsed = parseConfig(dpopConfig(fixture));
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+    const token = await boundToken(issuerKey, client);
+    expect(explain(parsed.config, { method: "GET", url: "https://api.test/items/1", token })).toMatchObject({ decision: "deny", status: 401, reason: "dpop_bound_token_as_bearer" });
+    const headers = await present(token);
+    const viaDpop = explain(parsed.config, { method: "GET", url: "https://api.test/items/1", headers });
+    expect(viaDpop).toMatchObject({ decision: "allow" });
+    expect(viaDpop.token!.not_checked.join(" ")).toContain("DPoP proof");
+    const unbound = explain(parsed.config, { method: "GET", url: "https://api.test/items/1", headers: await present(await mint(issuerKey)) });
+    expect(unbound).toMatchObject({ decision: "deny", reason: "token_not_dpop_bound" });
   });
 });

@@ -54,7 +54,7 @@ describe("T-J6 certificate-bound tokens", () => {
   it("T-J6 a certificate that failed verification or is revoked", async () => {
     const gate = mtlsGate();
     const token = await mint(issuerKey, { cnf: { "x5t#S256": x5t } });
-    for (const extra of [{ certVerified: "FAILED:self signed certificate" }, { certVerified: "NONE" }, { certRevoked: "1" }]) {
+    for (const extra of [{ certVerified: "FAILED:self signed certificate" }, { certVerified: "NONE" }, { certRevoked: "1" }] as Record<string, string>[]) {
       await refused(gate, await send(gate, bearer(token), tls(extra)), "mtls_certificate_unverified");
     }
   });
