@@ -1,12 +1,13 @@
-// Portcullis as the bench runs it (rows 2, 3 and 3b): one issuer, one route, and the token cache off, at its
-// defaults, or at its defaults without the per-request log line.
+// Portcullis as the bench runs it (rows 2, 3, 3b and 3c): one issuer, one route, and the token cache off, at its
+// defaults, or at its defaults without the per-request log line; row 3c with DPoP (its replay store a
+// SQLite-backed Durable Object in the same workerd).
 import { ALGS, AUDIENCE, SCOPE } from "./constants.mjs";
 
 /** PORTCULLIS_CONFIG for the Worker `who` (its JWKS fetches are counted under that name). */
-export function portcullisConfig(issuer, who, tokenCache, extra = {}) {
+export function portcullisConfig(issuer, who, tokenCache, extra = {}, issuerExtra = {}) {
   return {
     realm: "bench",
-    issuers: [{ issuer: issuer.url, audiences: [AUDIENCE], jwks_uri: issuer.jwksUri(who), algorithms: ALGS }],
+    issuers: [{ issuer: issuer.url, audiences: [AUDIENCE], jwks_uri: issuer.jwksUri(who), algorithms: ALGS, ...issuerExtra }],
     routes: [{ path: "/v1/**", methods: ["GET"], scopes: [SCOPE] }],
     ...(tokenCache === undefined ? {} : { token_cache: tokenCache }),
     ...extra,
@@ -14,10 +15,10 @@ export function portcullisConfig(issuer, who, tokenCache, extra = {}) {
 }
 
 export function portcullisWorkerSpecs({ bundle, issuer, origin }) {
-  const spec = (name, tokenCache, extra) => ({
+  const spec = (name, tokenCache, extra, issuerExtra) => ({
     name,
     script: bundle.script,
-    bindings: { ORIGIN_URL: origin.url, PORTCULLIS_CONFIG: portcullisConfig(issuer, name, tokenCache, extra) },
+    bindings: { ORIGIN_URL: origin.url, PORTCULLIS_CONFIG: portcullisConfig(issuer, name, tokenCache, extra, issuerExtra) },
     kv: `kv-${name}`,
   });
   return [
@@ -26,5 +27,7 @@ export function portcullisWorkerSpecs({ bundle, issuer, origin }) {
     spec("pc-cache", undefined),
     // The cache's defaults again, without a log line per allowed request (`log.allowed = false`).
     spec("pc-quiet", undefined, { log: { allowed: false } }),
+    // Row 3c: the cache's defaults, DPoP allowed: every request a fresh proof, one replay-store request each.
+    { ...spec("pc-dpop", undefined, {}, { dpop: { mode: "allowed", algorithms: ["ES256"] } }), durableObjects: true },
   ];
 }

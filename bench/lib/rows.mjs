@@ -11,6 +11,8 @@ export function benchRows(tokens, { diagnose, onlyRe }) {
     ...perAlg("2", "Portcullis, token cache off", "pc-nocache"),
     ...perAlg("3", "Portcullis, token cache on, same token", "pc-cache"),
     ...perAlg("3b", "Portcullis, token cache on, same token, log.allowed = false", "pc-quiet"),
+    // A fresh proof per request (made by the load generator): proof verification + one Durable Object request.
+    { id: "pc-dpop-ES256", group: "3c", name: "Portcullis, DPoP-bound token, token cache on, a fresh proof per request", worker: "pc-dpop", alg: "ES256", headers: { authorization: `DPoP ${tokens.dpop.token}` }, dpop: tokens.dpop },
     ...perAlg("4", "hono/jwk, jwks_uri (as documented)", "hono"),
     ...perAlg("4b", "hono/jwk, keys cached by user code", "hono-cached"),
     ...ALGS.flatMap((alg) =>
