@@ -1,19 +1,30 @@
 // The load generator of `npm run bench`, run by lib/measure.mjs as its own process (never inside the process
 // that hosts workerd or the origin). Argument: one JSON object
-//   { url, headers, connections, warmup, duration, pids: { workerd, bench } }
+//   { url, headers, connections, warmup, duration, pids: { workerd, bench }, dpop? }
+// With `dpop` (a client key and its bound token) every request carries a fresh DPoP proof for `url`.
 // It runs autocannon for `warmup` seconds (discarded), then for `duration` seconds (measured), and prints one
 // JSON line: autocannon's numbers plus the CPU time (from /proc) that workerd, this process, the bench process
 // and the whole machine used during the measured window.
 import autocannon from "autocannon";
 import { readFileSync } from "node:fs";
+import { dpopProofSigner } from "./lib/fixtures.mjs";
 
 const job = JSON.parse(process.argv[2]);
 const TICK = 100; // USER_HZ: /proc times are in 1/100 s on Linux.
 
+/** For DPoP rows: one request template whose `dpop` header is a fresh proof each time (a replay would be 401). */
+function dpopRequests() {
+  if (!job.dpop) return {};
+  const proofFor = dpopProofSigner(job.dpop);
+  const htu = job.url.split("?")[0];
+  return { requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, dpop: proofFor(htu) } }) }] };
+}
+const perRequest = dpopRequests();
+
 function run(duration) {
   return new Promise((resolve, reject) => {
     autocannon(
-      { url: job.url, headers: job.headers, connections: job.connections, duration, timeout: 30 },
+      { url: job.url, headers: job.headers, connections: job.connections, duration, timeout: 30, ...perRequest },
       (error, result) => (error ? reject(error) : resolve(result)),
     );
   });

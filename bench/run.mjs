@@ -7,6 +7,7 @@
 //     loopback port through Miniflare's direct sockets (no Miniflare entry/proxy worker in the path);
 //   - bench/load.mjs, one child process per measurement: autocannon, the load generator.
 // Rows: (1) baseline pass-through, (2) Portcullis with the verified-token cache off, (3) with it on,
+// (3c) with a DPoP-bound token and a fresh proof per request (replay store: a Durable Object),
 // (4) hono/jwk with jwks_uri, (4b) hono/jwk with keys cached by user code, (5) bare crypto.subtle.verify,
 // (6) cold start of a fresh workerd whose KV already holds the JWKS, (2s/3s) Portcullis with static keys and
 // log.allowed = false, (7) the minimal jose gate, (8) the floor Workers, and the scale table (this process).

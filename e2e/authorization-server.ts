@@ -113,13 +113,16 @@ export interface TokenResponse {
   scope?: string;
 }
 
-/** Client credentials grant as `api-client`; with `resource`, a JWT for that resource. */
-export async function clientCredentials(as: AuthorizationServer, params: { scope: string; resource?: string }): Promise<TokenResponse> {
+/**
+ * Client credentials grant as `api-client`; with `resource`, a JWT for that resource; with `dpop` (a proof
+ * for POST to the token endpoint), a DPoP-bound token (oidc-provider's `features.dPoP`, on by default).
+ */
+export async function clientCredentials(as: AuthorizationServer, params: { scope: string; resource?: string; dpop?: string }): Promise<TokenResponse> {
   const body = new URLSearchParams({ grant_type: "client_credentials", scope: params.scope });
   if (params.resource) body.set("resource", params.resource);
   const response = await fetch(as.tokenEndpoint, {
     method: "POST",
-    headers: { authorization: basic(as.state.clients.api), "content-type": "application/x-www-form-urlencoded" },
+    headers: { authorization: basic(as.state.clients.api), "content-type": "application/x-www-form-urlencoded", ...(params.dpop ? { dpop: params.dpop } : {}) },
     body,
   });
   const json = (await response.json()) as TokenResponse & { error?: string; error_description?: string };

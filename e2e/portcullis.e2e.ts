@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader } from "jose";
+import { base64url, calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ALGORITHMS,
@@ -40,6 +40,8 @@ function portcullisConfig(issuer: string) {
         jwks: { refetch_cooldown: 1 },
         // cache_ttl 0: every opaque token is introspected on every request, so a revocation is immediate.
         introspection: { client_id: "gate", client_secret: INTROSPECTION_SECRET, cache_ttl: 0 },
+        // DPoP-bound tokens accepted beside bearer tokens (test 8).
+        dpop: { mode: "allowed", algorithms: ["ES256", "EdDSA"] },
       },
     ],
     routes: [
@@ -260,6 +262,46 @@ describe("Portcullis end to end (oidc-provider, wrangler dev, loopback origin)",
     const anonymous = await send(publicPath, { headers: forged });
     expect(anonymous.status).toBe(200);
     expect(identityHeaders(anonymous.seen[0]!)).toEqual({});
+  });
+
+  it("8. DPoP: oidc-provider binds the token to the client's key; a fresh proof passes, a replayed proof and the token as Bearer are refused", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const jwk = await exportJWK(publicKey);
+    const proofFor = async (htm: string, htu: string, token?: string) => {
+      const ath = token && base64url.encode(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token))));
+      return new SignJWT({ htm, htu, jti: crypto.randomUUID(), iat: Math.floor(Date.now() / 1000), ...(ath ? { ath } : {}) })
+        .setProtectedHeader({ typ: "dpop+jwt", alg: "ES256", jwk })
+        .sign(privateKey);
+    };
+    const issued = await clientCredentials(as, { scope: "items:read", resource: resourceFor("ES256"), dpop: await proofFor("POST", as.tokenEndpoint) });
+    expect(issued.token_type).toBe("DPoP");
+    const jkt = await calculateJwkThumbprint(jwk);
+    expect(decodeJwt(issued.access_token).cnf).toEqual({ jkt });
+    const token = issued.access_token;
+
+    const path = uniquePath("/items", "dpop");
+    const proof = await proofFor("GET", `${gate.url}${path}`, token);
+    const accepted = await send(path, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(200);
+    expect(accepted.seen).toHaveLength(1);
+    expect(identityHeaders(accepted.seen[0]!)).toMatchObject({ "x-auth-cnf-method": "dpop", "x-auth-cnf-jkt": jkt });
+
+    // The same proof again, through the replay store (a Durable Object under wrangler dev).
+    const replayed = await fetch(`${gate.url}${path}`, { headers: { authorization: `DPoP ${token}`, dpop: proof }, signal: AbortSignal.timeout(15_000) });
+    expect(replayed.status).toBe(401);
+    expect(replayed.headers.get("www-authenticate")).toContain('DPoP realm="portcullis-e2e", algs="ES256 EdDSA", error="invalid_dpop_proof"');
+    await replayed.arrayBuffer();
+    await gate.waitForLog((line) => line.event === "decision" && line.path === path && line.reason === "dpop_proof_replayed");
+    expect(origin.seen(path)).toHaveLength(1);
+
+    const asBearer = await send(uniquePath("/items", "dpop-as-bearer"), { token });
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.decision).toMatchObject({ status: 401, reason: "dpop_bound_token_as_bearer" });
+    expect(asBearer.seen).toHaveLength(0);
+
+    const secondPath = uniquePath("/items", "dpop-fresh");
+    const fresh = await send(secondPath, { headers: { authorization: `DPoP ${token}`, dpop: await proofFor("GET", `${gate.url}${secondPath}`, token) } });
+    expect(fresh.status, JSON.stringify(fresh.body)).toBe(200);
   });
 
   it("5. key rotation at the AS (restart on the same port, new kids): new tokens pass, retired-key tokens are refused", async () => {

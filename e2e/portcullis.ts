@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 /**
  * Portcullis under wrangler's local runtime (`wrangler dev`, workerd), for the end-to-end suite. Each run gets
  * its own temporary directory with a generated wrangler config (src/worker.ts, the compatibility date of
- * wrangler.toml, a KV namespace, the given vars), a `.dev.vars` beside it for the secrets, and its own
+ * wrangler.toml, a KV namespace, the DPoP replay store's Durable Object, the given vars), a `.dev.vars` beside it for the secrets, and its own
  * `--persist-to` state, so runs never share KV. Everything runs offline.
  */
 
@@ -92,6 +92,9 @@ export async function startPortcullis(options: PortcullisOptions): Promise<Portc
         main: join(ROOT, "src", "worker.ts"),
         compatibility_date: await compatibilityDate(),
         kv_namespaces: [{ binding: "PORTCULLIS_KV", id: "e2e" }],
+        // The DPoP replay store, as wrangler.toml declares it.
+        durable_objects: { bindings: [{ name: "PORTCULLIS_DPOP", class_name: "DpopReplayStore" }] },
+        migrations: [{ tag: "v1", new_sqlite_classes: ["DpopReplayStore"] }],
         vars: options.vars,
       },
       null,

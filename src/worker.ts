@@ -5,6 +5,9 @@ import { consoleLog } from "./lib/log";
 import { createGate, type Env, type Gate } from "./pipeline/gate";
 import { configInvalidAnswer } from "./pipeline/local";
 
+/** The DPoP replay store's Durable Object class, bound in wrangler.toml (`PORTCULLIS_DPOP`). */
+export { DpopReplayStore } from "./validate/dpop-replay-store";
+
 /**
  * The deployable Worker: the gate, then the origin. Configuration comes from the file bundled at build time
  * (`portcullis.config.json`, config/bundled-file.ts) or from `[vars]` (`PORTCULLIS_CONFIG`), never both, and

@@ -3,7 +3,7 @@
 // Also probes what hono/jwk does with less than the full `verification` object (for the report).
 import { ALGS, PATH, SCOPE, VERIFY_N } from "./constants.mjs";
 import { DIAGNOSTIC_OPS } from "./diagnose.mjs";
-import { bearer } from "./fixtures.mjs";
+import { bearer, dpopProofSigner } from "./fixtures.mjs";
 
 async function get(port, path, headers = {}) {
   const response = await fetch(`http://127.0.0.1:${port}${path}`, { headers });
@@ -37,6 +37,12 @@ export async function functionalChecks({ portOf, tokens, origin }) {
   };
 
   await expect("baseline", portOf.baseline, PATH, {}, 200);
+  // Row 3c: a fresh proof passes, the same proof again is refused (the replay store answers), Bearer is refused.
+  const dpopProof = dpopProofSigner(tokens.dpop)(`http://127.0.0.1:${portOf["pc-dpop"]}${PATH}`);
+  const dpopHeaders = { authorization: `DPoP ${tokens.dpop.token}`, dpop: dpopProof };
+  await expect("pc-dpop fresh proof", portOf["pc-dpop"], PATH, dpopHeaders, 200);
+  await expect("pc-dpop replayed proof", portOf["pc-dpop"], PATH, dpopHeaders, 401);
+  await expect("pc-dpop bound token as Bearer", portOf["pc-dpop"], PATH, bearer(tokens.dpop.token), 401);
   for (const worker of ["pc-nocache", "pc-cache", "pc-quiet", "pc-nolog-nocache", "pc-nolog-cache", "pc-static-nocache", "pc-static-cache"]) await gateAnswers(worker, forwardedIdentity);
   for (const worker of ["hono", "hono-cached", "jose"]) await gateAnswers(worker);
   for (const alg of ALGS) {

@@ -1,5 +1,6 @@
 // The bench's keys and tokens: one key per algorithm, RFC 9068 access tokens signed with them, and the bad
 // tokens the functional checks need.
+import { createHash, createPrivateKey, randomUUID, sign } from "node:crypto";
 import * as jose from "jose";
 import { ALGS, AUDIENCE, SCOPE } from "./constants.mjs";
 
@@ -44,6 +45,7 @@ export async function makeTokens(keys, issuer) {
   for (const alg of ALGS) valid[alg] = await mint(alg);
   return {
     valid,
+    dpop: await dpopClient(mint),
     wrongAudience: await mint("ES256", { aud: "https://someone-else.example" }),
     wrongIssuer: await mint("ES256", { iss: "https://evil.example" }),
     noScope: await mint("ES256", { claims: { scope: "api:other" } }),
@@ -51,3 +53,26 @@ export async function makeTokens(keys, issuer) {
 }
 
 export const bearer = (token) => ({ authorization: `Bearer ${token}` });
+
+/** A DPoP client (RFC 9449): its ES256 key, and an ES256 access token bound to it (`cnf.jkt`). */
+async function dpopClient(mint) {
+  const { publicKey, privateKey } = await jose.generateKeyPair("ES256", { extractable: true });
+  const jwk = await jose.exportJWK(publicKey);
+  const token = await mint("ES256", { claims: { cnf: { jkt: await jose.calculateJwkThumbprint(jwk) } } });
+  return { token, jwk, privateJwk: await jose.exportJWK(privateKey) };
+}
+
+/**
+ * A fresh DPoP proof for GET `htu`, signed synchronously (node:crypto), so the load generator can make one
+ * per request inside autocannon's synchronous `setupRequest`.
+ */
+export function dpopProofSigner({ token, jwk, privateJwk }) {
+  const key = createPrivateKey({ key: privateJwk, format: "jwk" });
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const header = encode({ typ: "dpop+jwt", alg: "ES256", jwk });
+  const ath = createHash("sha256").update(token).digest("base64url");
+  return (htu) => {
+    const input = `${header}.${encode({ jti: randomUUID(), htm: "GET", htu, iat: Math.floor(Date.now() / 1000), ath })}`;
+    return `${input}.${sign("sha256", Buffer.from(input), { key, dsaEncoding: "ieee-p1363" }).toString("base64url")}`;
+  };
+}

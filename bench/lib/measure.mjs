@@ -11,6 +11,8 @@ export function loadJob(row, { port, workerdPid }, { connections }, warmup, dura
   return {
     url: `http://127.0.0.1:${port}${row.path ?? PATH}`,
     headers: row.headers,
+    // DPoP rows: the client key and token, for a fresh proof per request (load.mjs).
+    ...(row.dpop ? { dpop: row.dpop } : {}),
     connections,
     warmup,
     duration,

@@ -16,6 +16,8 @@ export function benchRows(tokens, { diagnose, onlyRe }) {
     ...perAlg("7", "minimal jose gate (jwtVerify + local key set + scope + header)", "jose"),
     ...perAlg("8", "floor, no checks: SHA-256 + Map lookup + header copy + forward", "floor-cache"),
     { id: "floor-verify-ES256", group: "8", name: "floor, no checks: one crypto.subtle.verify + header copy + forward", worker: "floor-verify", alg: "ES256", headers: token("ES256") },
+    // A fresh proof per request (made by the load generator): proof verification + one Durable Object request.
+    { id: "pc-dpop-ES256", group: "3c", name: "Portcullis, DPoP-bound token, token cache on, a fresh proof per request", worker: "pc-dpop", alg: "ES256", headers: { authorization: `DPoP ${tokens.dpop.token}` }, dpop: tokens.dpop },
     ...perAlg("4", "hono/jwk, jwks_uri (as documented)", "hono"),
     ...perAlg("4b", "hono/jwk, keys cached by user code", "hono-cached"),
     ...ALGS.flatMap((alg) =>

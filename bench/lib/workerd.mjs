@@ -15,6 +15,8 @@ export function workerOptions(spec, { compatibilityDate, compatibilityFlags }) {
     compatibilityFlags,
     bindings: spec.bindings,
     ...(spec.kv ? { kvNamespaces: { PORTCULLIS_KV: spec.kv } } : {}),
+    // The DPoP replay store: the bundle's own Durable Object class, SQLite-backed as wrangler.toml migrates it.
+    ...(spec.durableObjects ? { durableObjects: { PORTCULLIS_DPOP: { className: "DpopReplayStore", useSQLite: true } } } : {}),
     unsafeDirectSockets: [{ host: "127.0.0.1", port: spec.port }],
   };
 }

@@ -109,6 +109,12 @@ const introspectionEndpointDiscoverable: IssuerRule = (issuer, at) =>
     ? issue(`${at}.introspection.endpoint`, "is required unless issuer is an https URL to discover it from")
     : none;
 
+/** `required` means DPoP-bound tokens only (RFC 9728 `dpop_bound_access_tokens_required`): an unbound one never passes. */
+const dpopUnboundTokensConsistent: IssuerRule = (issuer, at) =>
+  issuer.dpop.mode === "required" && issuer.dpop.unbound_tokens === "allow"
+    ? issue(`${at}.dpop.unbound_tokens`, 'cannot be "allow" when dpop.mode is "required" (required accepts DPoP-bound tokens only)')
+    : none;
+
 const introspectRoutesHaveIntrospection: ConfigRule = (config) =>
   config.routes.flatMap((route, i) =>
     route.introspect && config.issuers.some((issuer) => !issuer.introspection)
@@ -241,7 +247,7 @@ const CONFIG_RULES: ConfigRule[] = [
   eachIssuer(uniqueIssuer, hmacSecretMatchesAlgorithms, jwksTimesOrdered, jwksUriDiscoverable),
   oneCatchAllOpaqueIssuer,
   eachIssuer(introspectionClient, providerEndpoint, keysOrJwksUri, tenantsWithTemplate),
-  eachIssuer(introspectionEndpointDiscoverable),
+  eachIssuer(introspectionEndpointDiscoverable, dpopUnboundTokensConsistent),
   introspectRoutesHaveIntrospection,
   claimHeadersInNamespace,
   ownHeadersOutsideNamespace,

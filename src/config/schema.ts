@@ -153,6 +153,38 @@ const DecryptionSchema = v.strictObject({
   content_encryption: v.optional(v.pipe(v.array(v.picklist(CONTENT_ENCRYPTION_ALGORITHMS, "is not an allowed content encryption algorithm")), v.minLength(1)), ["A128GCM", "A256GCM"]),
 });
 
+/** DPoP (RFC 9449) per issuer: `disabled` (default), `allowed` (DPoP-bound or bearer tokens) or `required`. */
+export const DPOP_MODES = ["disabled", "allowed", "required"] as const;
+export type DpopMode = (typeof DPOP_MODES)[number];
+const dpopMode = v.picklist(DPOP_MODES, "must be disabled, allowed or required");
+
+/** Sender-constrained tokens by DPoP proofs (README "Sender-constrained tokens"). Times in seconds. */
+const DpopSchema = v.strictObject({
+  /**
+   * `disabled`: the DPoP scheme is refused and so is any token bound to a DPoP key (`cnf.jkt`). `allowed`:
+   * DPoP-bound tokens with a valid proof, bearer tokens as Bearer. `required`: DPoP-bound tokens only.
+   */
+  mode: v.optional(dpopMode, "disabled"),
+  /** Proof signature algorithms (asymmetric only: a proof key is the client's public key). */
+  algorithms: v.optional(v.pipe(v.array(v.picklist(ASYMMETRIC_ALGORITHMS, "is not a supported asymmetric algorithm")), v.minLength(1)), ["ES256", "EdDSA", "RS256", "PS256"]),
+  /** A proof's `iat` may be this far in the past or the future (plus the issuer's `clock_tolerance`). */
+  iat_window: bounded(1, 3_600, 300),
+  /**
+   * A token without `cnf.jkt` presented with the DPoP scheme (and a valid proof): `reject` (default, 401) or
+   * `allow` (RFC 9449 section 7.2 lets a resource server accept it).
+   */
+  unbound_tokens: v.optional(v.picklist(["reject", "allow"], "must be reject or allow"), "reject"),
+  /** Server-provided nonces (RFC 9449 section 9): derived from a secret and a time window, no shared state. */
+  nonce: v.optional(
+    v.strictObject({
+      /** Name of the `wrangler secret` the nonces are derived from (at least 32 characters). */
+      secret: bindingName,
+      /** Seconds one nonce value is issued for; a nonce is accepted from its window and the next. */
+      lifetime: bounded(10, 3_600, 300),
+    }),
+  ),
+});
+
 const IssuerSchema = v.strictObject({
   /** The preset this issuer was filled from (README "Presets"); kept for logs and explain. */
   preset: v.optional(v.string()),
@@ -191,6 +223,10 @@ const IssuerSchema = v.strictObject({
   /** Authorization failures of this issuer's tokens are logged, not enforced (the token must still be valid). */
   report_only: v.optional(v.boolean(), false),
   introspection: v.optional(IntrospectionSchema),
+  /** DPoP-bound tokens (RFC 9449) of this issuer: mode, proof algorithms, `iat` window, nonces. */
+  dpop: v.optional(DpopSchema, {}),
+  /** Accept certificate-bound tokens (RFC 8705, `cnf["x5t#S256"]`) checked against the mTLS client certificate. */
+  mtls_bound_tokens: v.optional(v.boolean(), false),
 });
 
 /**
@@ -277,6 +313,8 @@ const RouteSchema = v.strictObject({
   introspect: v.optional(v.boolean(), false),
   /** An MCP endpoint: only the operations listed are allowed (README "MCP servers"). */
   mcp: v.optional(McpSchema),
+  /** The DPoP mode on this rule, instead of the token issuer's `dpop.mode` (its other DPoP settings apply). */
+  dpop: v.optional(dpopMode),
 });
 
 const PathsSchema = v.strictObject({
@@ -422,6 +460,8 @@ export const ConfigSchema = v.strictObject({
   ),
   /** Name of the Workers KV binding that shares JWKS across isolates; absent binding = memory only. */
   kv_binding: v.optional(bindingName, "PORTCULLIS_KV"),
+  /** Name of the Durable Object namespace binding that remembers DPoP proofs (`jti`) until they expire. */
+  dpop_replay_binding: v.optional(bindingName, "PORTCULLIS_DPOP"),
 });
 
 /** An issuer as users write it: `issuer` may come from a `preset`. */

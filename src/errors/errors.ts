@@ -9,6 +9,8 @@ export type ErrorCode =
   | "invalid_request"
   | "invalid_token"
   | "insufficient_scope"
+  | "invalid_dpop_proof"
+  | "use_dpop_nonce"
   | "access_denied"
   | "payload_too_large"
   | "temporarily_unavailable"
@@ -20,6 +22,8 @@ export const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
   invalid_token: 401,
   insufficient_scope: 403,
+  invalid_dpop_proof: 401,
+  use_dpop_nonce: 401,
   access_denied: 403,
   payload_too_large: 413,
   temporarily_unavailable: 503,
@@ -32,6 +36,8 @@ const DESCRIPTION: Record<ErrorCode, string> = {
   invalid_request: "The request is malformed",
   invalid_token: "The access token is invalid",
   insufficient_scope: "The access token does not grant the required scope",
+  invalid_dpop_proof: "The DPoP proof is invalid",
+  use_dpop_nonce: "The DPoP proof must carry the nonce in the DPoP-Nonce header",
   access_denied: "No rule allows this request",
   payload_too_large: "The request body is larger than the gate reads",
   temporarily_unavailable: "Token verification is temporarily unavailable",
@@ -48,14 +54,17 @@ export class GateError extends Error {
   readonly retryAfter: number | undefined;
   /** Scopes the route needs, for 403 insufficient_scope challenges. */
   readonly scope: readonly string[] | undefined;
+  /** A fresh DPoP nonce, sent as `DPoP-Nonce` (use_dpop_nonce answers, RFC 9449 section 9). */
+  readonly nonce: string | undefined;
 
-  constructor(code: ErrorCode, reason: string, extra: { retryAfter?: number; scope?: readonly string[] } = {}) {
+  constructor(code: ErrorCode, reason: string, extra: { retryAfter?: number; scope?: readonly string[]; nonce?: string } = {}) {
     super(DESCRIPTION[code]);
     this.name = "GateError";
     this.code = code;
     this.reason = reason;
     this.retryAfter = extra.retryAfter;
     this.scope = extra.scope;
+    this.nonce = extra.nonce;
   }
 
   get status(): number {
@@ -70,3 +79,4 @@ export class GateError extends Error {
 /** Shorthands, so call sites read as the spec's terms. */
 export const invalidToken = (reason: string) => new GateError("invalid_token", reason);
 export const invalidRequest = (reason: string) => new GateError("invalid_request", reason);
+export const invalidProof = (reason: string) => new GateError("invalid_dpop_proof", reason);

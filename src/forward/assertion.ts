@@ -68,7 +68,7 @@ export interface AssertionInput {
   /** The request headers as forwarded (identity headers already set). */
   headers: Headers;
   headerPrefix: string;
-  identity?: { subject?: string; clientId?: string; scopes: ReadonlySet<string> };
+  identity?: { subject?: string; clientId?: string; scopes: ReadonlySet<string>; sender?: { jkt?: string; "x5t#S256"?: string } };
   now: number;
 }
 
@@ -86,6 +86,8 @@ export async function mintAssertion(ring: KeyRing, config: AssertionConfig, inpu
     ...(input.identity?.subject ? { sub: input.identity.subject } : {}),
     ...(input.identity?.clientId ? { client_id: input.identity.clientId } : {}),
     ...(input.identity ? { scope: [...input.identity.scopes].join(" ") } : {}),
+    // Not `cnf`: the assertion itself is not sender-constrained; this says how the client's token was.
+    ...(input.identity?.sender ? { sender: input.identity.sender } : {}),
   };
   // The registered claims last, in this order: the claims set SignJWT's setters would build, byte for byte,
   // without pulling jose's claims builder (and its duration parser) into the Worker.

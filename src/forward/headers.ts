@@ -61,7 +61,7 @@ export function reservedHeaderReason(name: string): string | undefined {
 export interface StripOptions {
   /** The gate's own headers (assertion, shared secret): never taken from a client. */
   own?: readonly (string | undefined)[];
-  /** Remove `Authorization` too (`forward.authorization = "strip"`). */
+  /** Remove `Authorization` and `DPoP` too (`forward.authorization = "strip"`). */
   authorization?: boolean;
 }
 
@@ -83,7 +83,8 @@ export function stripControlledHeaders(headers: Headers, prefix: string, options
       owned.includes(folded) ||
       HOP_BY_HOP.has(name) ||
       (name !== "upgrade" && listed.includes(name)) ||
-      (options.authorization === true && name === "authorization")
+      // The DPoP proof goes with the token it proves (RFC 9449 section 4.1).
+      (options.authorization === true && (name === "authorization" || name === "dpop"))
     ) {
       doomed.push(name);
     }
@@ -99,7 +100,7 @@ export function setForwardedHost(headers: Headers, host: string, protocol: strin
 }
 
 /** The identity headers every verified request gets, after `header_prefix`; `claim_headers` may not reuse them. */
-export const BUILT_IN_HEADERS = ["sub", "client-id", "scope", "issuer"] as const;
+export const BUILT_IN_HEADERS = ["sub", "client-id", "scope", "issuer", "cnf-method", "cnf-jkt", "cnf-x5t-s256"] as const;
 
 /**
  * Identity header kinds. `string`: the built-ins (`sub`, `client-id`, `scope`, `issuer`), whose values are

@@ -62,6 +62,11 @@ export interface VerifiedAssertion {
   sub?: string;
   client_id?: string;
   scopes: string[];
+  /**
+   * Present when the client's token was sender-constrained and the gate checked the binding: `jkt` the
+   * RFC 7638 thumbprint of the DPoP key the request proved, `x5t#S256` the client certificate's SHA-256.
+   */
+  sender?: { jkt?: string; "x5t#S256"?: string };
   claims: JWTPayload;
 }
 
@@ -118,8 +123,17 @@ export async function verifyAssertion(request: OriginRequest, options: VerifyAss
     ...(typeof claims.sub === "string" ? { sub: claims.sub } : {}),
     ...(typeof claims.client_id === "string" ? { client_id: claims.client_id } : {}),
     scopes: typeof claims.scope === "string" && claims.scope ? claims.scope.split(" ") : [],
+    ...senderOf(claims.sender),
     claims,
   };
+}
+
+/** The `sender` claim's known members (strings only), as `{ sender }`, or nothing. */
+function senderOf(value: unknown): { sender?: { jkt?: string; "x5t#S256"?: string } } {
+  if (typeof value !== "object" || value === null) return {};
+  const { jkt, "x5t#S256": x5t } = value as Record<string, unknown>;
+  const sender = { ...(typeof jkt === "string" ? { jkt } : {}), ...(typeof x5t === "string" ? { "x5t#S256": x5t } : {}) };
+  return Object.keys(sender).length ? { sender } : {};
 }
 
 /**

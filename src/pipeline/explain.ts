@@ -1,13 +1,14 @@
 import { UnsecuredJWT, type JWTClaimVerificationOptions, type JWTPayload } from "jose";
 import type { IssuerConfig, ResolvedConfig, RouteConfig } from "../config/schema";
 import { GateError, invalidToken } from "../errors/errors";
-import { extractBearer } from "../extract/bearer";
+import { extractBearer, schemeOf } from "../extract/bearer";
 import { mcpMessage } from "../extract/mcp";
 import type { Requirements } from "../policy/requirements";
 import { normalizeHost, type CompiledRoute } from "../policy/routes";
 import { checkTokenFormat } from "../validate/introspection";
 import { checkHeader, compactJwsHeader, parseCompactJws } from "../validate/jws";
 import { checkExtraClaims, checkType, IssuerSelector, joseReason, jwtIssuer, takesJwts, verifyOptions, type JwtIssuer } from "../validate/jwt";
+import { checkPresentation } from "../validate/sender";
 import { introspectsJwt, opaqueTokenIssuer } from "../validate/token";
 import { compileRules, decide, decidePreflight, matchOperation, matchRule, type Decision } from "./decide";
 import { toIdentity, type Identity } from "./identity";
@@ -121,6 +122,7 @@ export function explain(config: ResolvedConfig, input: ExplainRequest): Explanat
     if (bearer) {
       report = { kind: "jwt", checks: [], not_checked: [] };
       subject = checkOffline(config, bearer.token, route, input, report);
+      senderChecks(subject, route, schemeOf(bearer), report);
     } else if (input.claims) {
       subject = verifiedClaims(config, input.claims);
     }
@@ -136,6 +138,17 @@ function explained(heading: Heading, decision: Decision, identity: Identity | un
   if (decision.outcome === "deny") return { ...heading, ...scopes, decision: "deny", status: decision.status, reason: decision.reason };
   if (decision.report_only) return { ...heading, ...scopes, decision: "allow", status: decision.would!.status, reason: decision.would!.reason, report_only: true };
   return { ...heading, ...scopes, decision: "allow", reason: decision.reason };
+}
+
+/** The sender-constraint checks that need no proof, certificate or store (validate/sender.ts), as the gate makes them. */
+function senderChecks(subject: Subject, route: CompiledRoute, scheme: "bearer" | "dpop", report: TokenReport): void {
+  const { claims } = subject.identity;
+  const mode = route.rule.dpop ?? subject.issuer.dpop.mode;
+  // Without a cnf, the DPoP scheme or DPoP on, the check has nothing to refuse: not listed.
+  if (!Object.hasOwn(claims, "cnf") && scheme === "bearer" && mode === "disabled") return;
+  const cnf = step(report, "sender constraint: cnf, scheme and DPoP mode", () => checkPresentation(claims, subject.issuer, mode, scheme));
+  if (scheme === "dpop") report.not_checked.push("DPoP proof (signature, htm, htu, iat, ath, nonce, key binding) and its replay check");
+  if (cnf["x5t#S256"] !== undefined) report.not_checked.push("client certificate (mTLS)");
 }
 
 /**

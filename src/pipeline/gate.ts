@@ -1,13 +1,15 @@
 import type { ResolvedConfig } from "../config/schema";
-import { errorResponse, type ChallengeOptions } from "../errors/challenge";
+import { errorResponse, type ChallengeOptions, type Scheme } from "../errors/challenge";
 import { GateError } from "../errors/errors";
-import { extractBearer } from "../extract/bearer";
+import { extractBearer, schemeOf, type BearerToken } from "../extract/bearer";
 import { readMcpRequest } from "../extract/mcp";
 import { sendToOrigin } from "../forward/origin";
 import { globalFetch } from "../lib/bindings";
 import type { Deps } from "../lib/deps";
 import { consoleLog, type LogFn } from "../lib/log";
-import { TokenValidator } from "../validate/token";
+import { durableReplayCheck } from "../validate/dpop-replay";
+import { checkSenderConstraint } from "../validate/sender";
+import { TokenValidator, type ValidatedToken } from "../validate/token";
 import type { CompiledRoute } from "../policy/routes";
 import { combinedRequirement } from "../policy/requirements";
 import { challengeScopes } from "../policy/scopes";
@@ -16,7 +18,7 @@ import { decisionLog, type DecisionLine } from "./decision-log";
 import { forwardedHeaders, toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
 import { protectedResources } from "./metadata";
-import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, extractOptions, type CanonicalRequest } from "./request";
+import { canonicalRequest, checkMethodOverride, corsPreflight, corsRequestHeaders, dpopAlgorithms, dpopRequiredEverywhere, extractOptions, sameTarget, type CanonicalRequest } from "./request";
 
 /**
  * The gate: the request flow as named steps, in the order the README states. `check` decides and cleans
@@ -101,11 +103,16 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   const headersFor = forwardedHeaders(config.forward, log);
   const decisions = decisionLog(log, config.log.allowed, now);
   const jwksFetch = options.fetch ?? globalFetch;
+  // DPoP challenges (RFC 9449 section 7.1) beside Bearer where DPoP is on; Bearer alone where it is off.
+  const challengeDpopAlgorithms = dpopAlgorithms(config);
+  const bearerChallenge = !dpopRequiredEverywhere(config);
   /** The challenge for a request: its resource's metadata URL (by path) and the scopes the matched rule (and MCP operation) needs. */
   const challengeFor = (path: string, route: CompiledRoute | undefined, operation?: OperationMatch): ChallengeOptions => ({
     realm: config.realm,
     resourceMetadata: resources.covering(path)?.documentUrl,
     scope: route && challengeScopes(combinedRequirement(route.rule, operation?.requirements)),
+    dpopAlgorithms: challengeDpopAlgorithms,
+    bearer: bearerChallenge,
   });
 
   const deps = (env: Env | undefined, waitUntil: WaitUntil): Deps => ({
@@ -131,6 +138,8 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
     let challengePath = "/";
     let route: CompiledRoute | undefined;
     let operation: OperationMatch | undefined;
+    // How the token was presented: a refusal's error goes into that scheme's challenge.
+    let scheme: Scheme = "bearer";
     try {
       const url = new URL(request.url);
       challengePath = url.pathname;
@@ -152,30 +161,46 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
         return conclude(decision, corsRequestHeaders(request.headers), undefined, url, target, line, started, challengeFor(challengePath, undefined));
       }
       const bearer = extractBearer(request, extract, url);
+      if (bearer) scheme = schemeOf(bearer);
       route = matchRule(rules, target);
       line.rule = route.name;
       const mcp = route.rule.mcp && (await readMcpRequest(request, route.rule.mcp));
       operation = matchOperation(rules, route, mcp ? mcp.message : undefined);
       if (operation?.label !== undefined) line.operation = operation.label;
+      const requestDeps = deps(env, waitUntil);
       // Token verification (401/503) with what the rule asks of it (`introspect`).
-      const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, deps(env, waitUntil)));
+      const token = bearer && (await validator.validate(bearer.token, { introspect: route.rule.introspect }, requestDeps));
       if (token) decisions.token(line, token);
       const issuer = token && issuers.get(token.issuer)!;
-      const identity = token && toIdentity(issuer!, token.claims);
+      // How the token is bound to its sender (DPoP proof, client certificate), checked on every request.
+      const sender = token && (await senderConstraint(bearer!, token, route, request, url, target, env, requestDeps));
+      const identity = token && toIdentity(issuer!, token.claims, sender);
       // Identity headers only where a token is asked for or optional: a public route forwards none.
       const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
-      const outcome = conclude(decide(route, identity, issuer, operation), request.headers, forwarded, url, target, line, started, challengeFor(challengePath, route, operation));
+      const outcome = conclude(decide(route, identity, issuer, operation), request.headers, forwarded, url, target, line, started, challengeFor(challengePath, route, operation), scheme);
       return mcp && mcp.body && "decision" in outcome ? { ...outcome, body: mcp.body } : outcome;
     } catch (error) {
-      if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started, challengeFor(challengePath, route, operation));
+      if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started, challengeFor(challengePath, route, operation), scheme);
       decisions.failed(line);
       return { response: errorResponse({ realm: config.realm }, new GateError("server_error", "internal_error")) };
     }
   };
 
+  /** The sender-constraint step (validate/sender.ts) for a verified token, with the rule's or issuer's DPoP mode. */
+  const senderConstraint = (presented: BearerToken, token: ValidatedToken, route: CompiledRoute, request: Request, url: URL, target: CanonicalRequest, env: Env | undefined, stageDeps: Deps) => {
+    const issuer = issuers.get(token.issuer)!;
+    return checkSenderConstraint(token.claims, issuer, {
+      presentation: { scheme: schemeOf(presented), proof: presented.dpopProof, tlsClientAuth: (request.cf as { tlsClientAuth?: unknown } | undefined)?.tlsClientAuth },
+      mode: route.rule.dpop ?? issuer.dpop.mode,
+      request: { method: target.method, sameTarget: sameTarget(target, url.protocol, rules.paths), token: presented.token, now: stageDeps.now() },
+      replay: durableReplayCheck(env?.[config.dpop_replay_binding], config.dpop_replay_binding, log),
+      binding: stageDeps.binding,
+    });
+  };
+
   /** The decision answered: refused, or allowed with the headers from `source` (stripped, identity set). */
-  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number, challenge: ChallengeOptions): GateOutcome => {
-    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started, challenge);
+  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number, challenge: ChallengeOptions, scheme: Scheme = "bearer"): GateOutcome => {
+    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started, challenge, scheme);
     const headers = headersFor(source, identity, target.host, url.protocol);
     decisions.allowed(decision, line, started);
     const { path, host, search } = target;
@@ -184,9 +209,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   };
 
   /** `refusal` undefined: no credentials were sent, a bare challenge (RFC 6750 3.1). */
-  const refuse = (status: number, reason: string, refusal: GateError | undefined, line: DecisionLine, started: number, challenge: ChallengeOptions): GateOutcome => {
+  const refuse = (status: number, reason: string, refusal: GateError | undefined, line: DecisionLine, started: number, challenge: ChallengeOptions, scheme: Scheme = "bearer"): GateOutcome => {
     decisions.denied(status, reason, line, started);
-    return { response: errorResponse(challenge, refusal) };
+    return { response: errorResponse(challenge, refusal, scheme) };
   };
 
   const forward: Gate["forward"] = (request, { decision, headers, body }, env, origin) =>

@@ -4,6 +4,7 @@ import { encodeHeaderValue, setForwardedHost, stripControlledHeaders, type Heade
 import { claimAt } from "../lib/claim-path";
 import type { LogFn } from "../lib/log";
 import { grantedScopes } from "../policy/scopes";
+import type { SenderConstraint } from "../validate/sender";
 
 /**
  * The verified identity and the headers the origin gets: the client's headers with the identity namespace,
@@ -18,9 +19,11 @@ export interface Identity {
   scopes: ReadonlySet<string>;
   /** Verified claims. Treat as data: never log them. */
   claims: JWTPayload;
+  /** How the token was bound to this request's sender (DPoP key, client certificate); absent for a bearer token. */
+  sender?: SenderConstraint;
 }
 
-export function toIdentity(issuer: IssuerConfig, claims: JWTPayload): Identity {
+export function toIdentity(issuer: IssuerConfig, claims: JWTPayload, sender?: SenderConstraint): Identity {
   const clientId = typeof claims.client_id === "string" ? claims.client_id : typeof claims.azp === "string" ? claims.azp : undefined;
   return {
     // The token's own `iss` (for a `{tenantid}` issuer: the tenant's), verified equal to the configuration.
@@ -29,7 +32,13 @@ export function toIdentity(issuer: IssuerConfig, claims: JWTPayload): Identity {
     clientId,
     scopes: grantedScopes(claims, issuer.scopes_from),
     claims,
+    ...(sender ? { sender } : {}),
   };
+}
+
+/** `cnf-method`: the confirmation methods proven, space-separated (`dpop`, `mtls`, `dpop mtls`). */
+export function confirmationMethods(sender: SenderConstraint): string {
+  return [sender.jkt === undefined ? "" : "dpop", sender["x5t#S256"] === undefined ? "" : "mtls"].filter(Boolean).join(" ");
 }
 
 /**
@@ -56,6 +65,12 @@ export function forwardedHeaders(forward: ResolvedConfig["forward"], log: LogFn)
       set(headers, `${prefix}client-id`, identity.clientId, "string");
       set(headers, `${prefix}scope`, [...identity.scopes].join(" ") || undefined, "string");
       set(headers, `${prefix}issuer`, identity.issuer, "string");
+      // Sender-constrained: the method and the thumbprint the request proved (cleared from client input with the namespace).
+      if (identity.sender) {
+        set(headers, `${prefix}cnf-method`, confirmationMethods(identity.sender), "string");
+        set(headers, `${prefix}cnf-jkt`, identity.sender.jkt, "string");
+        set(headers, `${prefix}cnf-x5t-s256`, identity.sender["x5t#S256"], "string");
+      }
       for (const [name, path] of claimHeaders) set(headers, name, claimAt(identity.claims, path), "claim");
     }
     // Last, so nothing (not even a claim header under an odd prefix) can replace the host the rules matched.

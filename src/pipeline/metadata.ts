@@ -2,6 +2,7 @@ import { protectedResourceList, type ResolvedConfig, type ResourceConfig, type R
 import { combinedRequirement } from "../policy/requirements";
 import { patternWithin, type CompiledRoute } from "../policy/routes";
 import { scopesSupported, type ScopeRequirement } from "../policy/scopes";
+import { dpopAlgorithms, dpopRequiredEverywhere } from "./request";
 
 /**
  * RFC 9728 OAuth 2.0 Protected Resource Metadata: the documents the gate serves (local answers, local.ts)
@@ -48,7 +49,7 @@ export function protectedResources(config: ResolvedConfig, routes: readonly Comp
     const url = metadataUrl(resource.resource);
     const inner = configured.filter((other) => other.prefix.length > prefix.length && startsWith(other.prefix, prefix)).map((other) => other.prefix);
     const scopes = resource.scopes_supported ?? scopesSupported(requirementsUnder(routes, prefix, inner));
-    const entry: ProtectedResource = { documentPath: url.pathname, documentUrl: url.href, document: metadataDocument(resource, scopes, config.token.allow_query) };
+    const entry: ProtectedResource = { documentPath: url.pathname, documentUrl: url.href, document: { ...metadataDocument(resource, scopes, config.token.allow_query), ...senderConstraintMetadata(config) } };
     return { entry, prefix };
   });
   return {
@@ -75,6 +76,20 @@ function requirementsUnder(routes: readonly CompiledRoute[], prefix: readonly st
     .sort((a, b) => a.index - b.index)
     .filter((route) => patternWithin(route, prefix) !== "outside" && !inner.some((other) => patternWithin(route, other) === "inside"))
     .flatMap((route) => ruleRequirements(route.rule));
+}
+
+/**
+ * Sender-constrained tokens as configured: `dpop_signing_alg_values_supported` and
+ * `dpop_bound_access_tokens_required` when DPoP is on anywhere (the same algorithms the DPoP challenge
+ * names; required only when every issuer and rule requires it), `tls_client_certificate_bound_access_tokens`
+ * (RFC 8705 section 3.4) only when an issuer accepts certificate-bound tokens.
+ */
+function senderConstraintMetadata(config: ResolvedConfig): Record<string, unknown> {
+  const algorithms = dpopAlgorithms(config);
+  return {
+    ...(algorithms ? { dpop_signing_alg_values_supported: algorithms, dpop_bound_access_tokens_required: dpopRequiredEverywhere(config) } : {}),
+    ...(config.issuers.some((issuer) => issuer.mtls_bound_tokens) ? { tls_client_certificate_bound_access_tokens: true } : {}),
+  };
 }
 
 function metadataDocument(config: ResourceConfig, scopes: readonly string[], allowQuery: boolean): Record<string, unknown> {

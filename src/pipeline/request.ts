@@ -84,7 +84,44 @@ export function corsRequestHeaders(client: Headers): Headers {
   return kept;
 }
 
-/** What token extraction takes from the `token` section. */
+/** What token extraction takes from the `token` section; the DPoP scheme is read when any issuer or rule accepts it. */
 export function extractOptions(config: ResolvedConfig): ExtractOptions {
-  return { maxLength: config.token.max_length, allowQuery: config.token.allow_query, extraCharacters: config.token.extra_characters };
+  return { maxLength: config.token.max_length, allowQuery: config.token.allow_query, extraCharacters: config.token.extra_characters, dpop: dpopAlgorithms(config) !== undefined };
+}
+
+/**
+ * The proof algorithms the gate accepts (DPoP challenges, RFC 9728 metadata), undefined when DPoP is off
+ * everywhere: those of every issuer whose mode is not disabled, or of every issuer when a rule turns DPoP on.
+ */
+export function dpopAlgorithms(config: ResolvedConfig): string[] | undefined {
+  const ruleEnables = config.routes.some((route) => route.dpop !== undefined && route.dpop !== "disabled");
+  const issuers = config.issuers.filter((issuer) => ruleEnables || issuer.dpop.mode !== "disabled");
+  return issuers.length ? [...new Set(issuers.flatMap((issuer) => issuer.dpop.algorithms))] : undefined;
+}
+
+/**
+ * Whether every token must be DPoP-bound (RFC 9728 `dpop_bound_access_tokens_required`; no Bearer
+ * challenge): every issuer requires it, and no rule relaxes it.
+ */
+export function dpopRequiredEverywhere(config: ResolvedConfig): boolean {
+  const everyRule = config.routes.every((route) => route.dpop === undefined || route.dpop === "required");
+  return everyRule && config.issuers.every((issuer) => issuer.dpop.mode === "required");
+}
+
+/**
+ * THE URL a DPoP proof's `htu` must name: the one the gate authorizes, in the form it routes on. The
+ * client's scheme, the normalized host the rules matched (a custom domain's, workers.dev's: what the
+ * client called, never ORIGIN_URL's) and the canonical path, compared after the same canonicalization
+ * (so `%61` and `a` are one path, `/a` and `/a/` two); no user info. A path the gate would refuse is no match.
+ */
+export function sameTarget(request: CanonicalRequest, protocol: string, paths: PathPolicy): (htu: URL) => boolean {
+  return (htu) => {
+    if (htu.protocol !== protocol || htu.username !== "" || htu.password !== "") return false;
+    if (normalizeHost(htu.host, htu.protocol) !== request.host) return false;
+    try {
+      return canonicalPath(htu.pathname, paths) === request.path;
+    } catch {
+      return false;
+    }
+  };
 }

@@ -6,7 +6,7 @@ import { BoundedMap } from "../lib/bounded-map";
 import type { Deps } from "../lib/deps";
 import { sha256Hex } from "../lib/digest";
 import { KV_MIN_TTL } from "../lib/kv";
-import { refuseIdToken, refuseSenderConstrained } from "./claims";
+import { confirmationOf, refuseIdToken, refuseSenderConstrained } from "./claims";
 import { discoverEndpoint } from "./discovery";
 import { FetchJsonError, fetchJson, type FetchLimits, type JsonRequest } from "./fetch-json";
 import { documentLifetime } from "./jwks";
@@ -222,14 +222,17 @@ export class Introspector {
   /**
    * Each flavor's answer mapped into the same verified-identity claims: `sub`, `client_id`, `scope`,
    * `exp` (absolute), `aud`; provider extras (email, login, Google's `azp`) kept. Echoed tokens are never
-   * carried over. `cnf` and `nonce` are refused on the raw answer, before any mapping could drop them.
+   * carried over. `nonce`, and a `cnf` the gate cannot check, are refused on the raw answer, before any
+   * mapping could drop them: RFC 7662 answers keep a checkable `cnf` (RFC 9449 section 6.2, RFC 8705
+   * section 3.2), which binds the token like a JWT's; provider answers never carry one, so any is refused.
    */
   #normalize(body: Record<string, unknown>, now: number): JWTPayload {
     const nowSeconds = Math.floor(now / 1000);
     const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
     // RFC 7662 2.2: only a JSON object with boolean `active: true` is an active token.
     if (this.issuer.introspection!.flavor === "rfc7662" && body.active !== true) throw invalidToken("token_inactive");
-    refuseSenderConstrained(body);
+    if (this.issuer.introspection!.flavor === "rfc7662") confirmationOf(body);
+    else refuseSenderConstrained(body);
     refuseIdToken(body, ["nonce"]);
     switch (this.issuer.introspection!.flavor) {
       case "rfc7662": {
@@ -284,7 +287,7 @@ export class Introspector {
 
   /**
    * This configuration's checks on normalized claims, on a fresh answer and again on every cache hit
-   * (memory or KV): times, issuer, audience, GitHub app, token type, `cnf`, `nonce`. (`required_claims`
+   * (memory or KV): times, issuer, audience, GitHub app, token type, `cnf` form, `nonce`. (`required_claims`
    * apply where the answer is the identity: token.ts.)
    */
   #checkClaims(claims: JWTPayload, now: number): JWTPayload {
@@ -299,10 +302,13 @@ export class Introspector {
     this.#checkAudience(claims);
     // The GitHub check is per OAuth app: a token of another app must never pass as ours.
     if (settings.flavor === "github" && claims.client_id !== settings.client_id) throw invalidToken("client_mismatch");
-    if (claims.token_type !== undefined && (typeof claims.token_type !== "string" || claims.token_type.toLowerCase() !== "bearer")) {
+    // RFC 9449 section 6.2: a DPoP-bound token is introspected as `token_type` DPoP, with its `cnf.jkt`.
+    const confirmation = settings.flavor === "rfc7662" ? confirmationOf(claims) : undefined;
+    const tokenType = typeof claims.token_type === "string" ? claims.token_type.toLowerCase() : claims.token_type;
+    if (tokenType !== undefined && tokenType !== "bearer" && !(tokenType === "dpop" && confirmation?.jkt !== undefined)) {
       throw invalidToken("token_type_not_bearer");
     }
-    refuseSenderConstrained(claims);
+    if (settings.flavor !== "rfc7662") refuseSenderConstrained(claims);
     refuseIdToken(claims, ["nonce"]);
     return { ...claims, iss: this.issuer.issuer };
   }

@@ -5,7 +5,7 @@ import { GateError, invalidToken } from "../errors/errors";
 import { serviceFetch } from "../lib/bindings";
 import type { Deps } from "../lib/deps";
 import { sha256Hex } from "../lib/digest";
-import { refuseIdToken, refuseSenderConstrained, requireClaims } from "./claims";
+import { confirmationOf, refuseIdToken, requireClaims } from "./claims";
 import { ImportedKeys, kidMissReason, selectKey } from "./keys";
 import { KeySetCache } from "./jwks";
 import { StaticKeySet } from "./static-keys";
@@ -227,14 +227,14 @@ export function issuerDeps(config: IssuerConfig, deps: Deps): Deps {
 
 /**
  * Checks jose leaves to the caller: `iat`, then what makes a token something other than this API's Bearer
- * access token (any `cnf`; ID-token-only claims), then the issuer's `required_claims`, then for a
+ * access token (a `cnf` of a kind the gate cannot check; ID-token-only claims), then the issuer's `required_claims`, then for a
  * tenant-templated issuer that the token's own `tid` names the tenant its `iss` names.
  */
 export function checkExtraClaims(payload: JWTPayload, config: IssuerConfig, now: number, tenant: string | undefined): void {
   if (typeof payload.iat === "number" && payload.iat > now / 1000 + config.clock_tolerance) {
     throw invalidToken("iat_in_future");
   }
-  refuseSenderConstrained(payload);
+  confirmationOf(payload);
   refuseIdToken(payload);
   requireClaims(payload, config.required_claims);
   if (tenant !== undefined && payload.tid !== tenant) throw invalidToken("tenant_mismatch");
