@@ -39,7 +39,7 @@ describe("T-J4 the token's binding and the scheme", () => {
     const gate = dpopGate(fixture, dpopConfig(fixture));
     const token = await boundToken(issuerKey, await makeProofKey());
     const challenge = await refused(gate, await gate.request("/items/1", { headers: await present(token) }), "dpop_key_mismatch");
-    expect(challenge).toBe('Bearer realm="test-api", DPoP realm="test-api", algs="ES256 EdDSA RS256 PS256", error="invalid_token", error_description="The access token is invalid"');
+    expect(challenge).toBe('Bearer realm="test-api", scope="items:read", DPoP realm="test-api", algs="ES256 EdDSA RS256 PS256", error="invalid_token", error_description="The access token is invalid", scope="items:read"');
   });
 
   it("T-J4 cnf.jkt differing only in case or one character is refused", async () => {
@@ -92,7 +92,7 @@ describe("T-J4 the token's binding and the scheme", () => {
     const gate = dpopGate(fixture, dpopConfig(fixture, { mode: "required" }));
     const challenge = await refused(gate, await gate.request("/items/1", { headers: bearer(await mint(issuerKey)) }), "dpop_required");
     // Every token must be DPoP-bound: only the DPoP challenge, carrying the error.
-    expect(challenge).toBe('DPoP realm="test-api", algs="ES256 EdDSA RS256 PS256", error="invalid_token", error_description="The access token is invalid"');
+    expect(challenge).toBe('DPoP realm="test-api", algs="ES256 EdDSA RS256 PS256", error="invalid_token", error_description="The access token is invalid", scope="items:read"');
     await originSaw(await gate.request("/items/1", { headers: await present(await boundToken(issuerKey, client)) }));
   });
 
@@ -117,7 +117,7 @@ describe("T-J4 the token's binding and the scheme", () => {
     const response = await gate.request("/items/1", { headers: await present(await boundToken(issuerKey, client)) });
     await expectRejected(gate, response, 401);
     expect(reason(gate)).toBe("token_missing");
-    expect(response.headers.get("www-authenticate")).toBe('Bearer realm="test-api"');
+    expect(response.headers.get("www-authenticate")).toBe('Bearer realm="test-api", scope="items:read"');
   });
 
   it("T-J4 a verified-token cache hit is bound per request: a fresh proof by the key passes, another key's proof is refused", async () => {
@@ -255,14 +255,14 @@ describe("T-J4 challenges and RFC 9728 metadata, exactly as configured", () => {
     const gate = dpopGate(fixture, dpopConfig(fixture, { mode: "allowed", algorithms: ["ES256", "EdDSA"] }));
     const response = await gate.request("/items/1");
     await expectRejected(gate, response, 401);
-    expect(response.headers.get("www-authenticate")).toBe('Bearer realm="test-api", DPoP realm="test-api", algs="ES256 EdDSA"');
+    expect(response.headers.get("www-authenticate")).toBe('Bearer realm="test-api", scope="items:read", DPoP realm="test-api", algs="ES256 EdDSA", scope="items:read"');
   });
 
   it("T-J4 a Bearer-scheme refusal carries its error in the Bearer challenge, the DPoP one bare", async () => {
     const gate = dpopGate(fixture, dpopConfig(fixture, { mode: "allowed", algorithms: ["ES256"] }));
     const response = await gate.request("/items/1", { headers: bearer(await mint(issuerKey, { aud: "other" })) });
     const { challenge } = await expectRejected(gate, response, 401, "invalid_token");
-    expect(challenge).toBe('Bearer realm="test-api", error="invalid_token", error_description="The access token is invalid", DPoP realm="test-api", algs="ES256"');
+    expect(challenge).toBe('Bearer realm="test-api", error="invalid_token", error_description="The access token is invalid", scope="items:read", DPoP realm="test-api", algs="ES256", scope="items:read"');
   });
 
   it("T-J4 a DPoP-scheme 403 (insufficient scope) carries its error in the DPoP challenge", async () => {
@@ -270,7 +270,7 @@ describe("T-J4 challenges and RFC 9728 metadata, exactly as configured", () => {
     const token = await boundToken(issuerKey, client, { scope: "items:read" });
     const { challenge } = await expectRejected(gate, await gate.request("/items/1", { method: "POST", headers: await present(token, client, "/items/1", "POST") }), 403, "insufficient_scope");
     expect(challenge).toContain('DPoP realm="test-api", algs="ES256", error="insufficient_scope"');
-    expect(challenge).toMatch(/^Bearer realm="test-api", DPoP/);
+    expect(challenge).toMatch(/^Bearer realm="test-api"(, scope="[^"]+")?, DPoP/);
   });
 
   it("T-J4 metadata: DPoP off -> no DPoP members; allowed -> algorithms and required false; required -> true; mTLS only when enabled", async () => {

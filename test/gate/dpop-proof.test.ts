@@ -28,7 +28,7 @@ const send = (path: string, headers: Record<string, string>, method = "GET") => 
 async function expectProofRefused(response: Response, error = "invalid_dpop_proof", why?: string) {
   const { challenge } = await expectRejected(gate, response, 401, error);
   expect(challenge).toMatch(new RegExp(`DPoP realm="test-api", algs="ES256 PS256 EdDSA", error="${error}"`));
-  expect(challenge).toMatch(/^Bearer realm="test-api", DPoP /);
+  expect(challenge).toMatch(/^Bearer realm="test-api"(, scope="[^"]+")?, DPoP /);
   if (why) expect(reason(gate)).toBe(why);
 }
 
