@@ -14,10 +14,10 @@ export const USAGE = `npm run bench -- [options]   measures Portcullis inside wo
   --quick           one short round and one cold start (checks that the bench works, numbers are rough);
                     prints the report, writes no file; explicit options above override its settings
   --profile ROW_ID  CPU-profiles that row's isolate through workerd's inspector and prints where the time
-                    goes; writes no report
+                    goes (per function; per pipeline stage for pc-nolog-* rows, with --diagnose); writes no report
   --diagnose        adds rows that price the parts of a Portcullis request (Portcullis without its log line,
-                    the floor of a gate with no checks, SHA-256 / console.log / timer / Request copy inside
-                    workerd); writes bench/DIAGNOSE.md instead of bench/RESULTS.md
+                    SHA-256 / console.log / timer / Request copy inside workerd; the floor Workers are in the
+                    main table); writes bench/DIAGNOSE.md instead of bench/RESULTS.md
   --pin             taskset: workerd on CPU 1, the rest on CPU 0
   --help            this text`;
 
