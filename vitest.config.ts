@@ -54,6 +54,8 @@ export default defineConfig({
   ],
   test: {
     globalSetup: ["./test/setup/global.ts"],
+    // Property tests run thousands of cases; on 2 busy cores one can pass 5 s without anything being wrong.
+    testTimeout: 20_000,
     // Every gate test runs twice: through the Worker's pipeline (what `wrangler deploy` ships) and through
     // the Hono middleware + forwarder (what library users mount). Unit, conformance (the signature layer,
     // called directly) and Worker-entry tests run once.
