@@ -36,7 +36,7 @@ export function durableReplayCheck(namespace: unknown, bindingName: string, log:
       log({ event: "dpop_replay_store", outcome: "error", reason: error instanceof Error && error.message === "timeout" ? "timeout" : "unreachable" });
       throw new GateError("temporarily_unavailable", "dpop_replay_store_unavailable", { retryAfter: 1 });
     } finally {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
     }
   };
 }
