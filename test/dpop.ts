@@ -1,7 +1,7 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { sha256Base64url } from "../src/lib/digest";
 import type { PortcullisConfig } from "../src/config/schema";
-import { AUDIENCE, baseConfig, ISSUER, makeGate, mint, type AlgName, type Fixture, type Gate, type TestKey } from "./helpers";
+import { AUDIENCE, baseConfig, Fixture, ISSUER, makeGate, makeKey, mint, type AlgName, type Gate, type TestKey } from "./helpers";
 
 /** DPoP test helpers (RFC 9449): client proof keys, proofs, DPoP-bound tokens and DPoP-enabled gates. */
 
@@ -62,3 +62,11 @@ export const dpopGate = (fixture: Fixture, config: PortcullisConfig, options: Pa
 
 /** The URL test requests go to (helpers.ts: `https://api.test` + path). */
 export const URL_OF = (path: string) => `https://api.test${path}`;
+
+/** A loopback JWKS serving one ES256 issuer key, and a client proof key: what every DPoP test file starts from. */
+export async function dpopFixture(proofAlg: AlgName = "ES256"): Promise<{ fixture: Fixture; issuerKey: TestKey; client: ProofKey }> {
+  const fixture = new Fixture();
+  const issuerKey = await makeKey("ES256");
+  await fixture.serveJwks({ keys: [issuerKey.publicJwk] });
+  return { fixture, issuerKey, client: await makeProofKey(proofAlg) };
+}

@@ -5,7 +5,7 @@ import type { PortcullisConfig } from "../../src/config/schema";
 import { explain } from "../../src/pipeline/explain";
 import { verifyAssertion } from "../../src/origin/verify-assertion";
 import { AUDIENCE, bearer, expectRejected, Fixture, ISSUER, makeKey, mint, originSaw, type Gate, type TestKey } from "../helpers";
-import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, type ProofKey } from "../dpop";
+import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, type ProofKey, dpopFixture } from "../dpop";
 
 /**
  * THREATS J4: the token's binding (`cnf.jkt`) against the proof key and the scheme; the DPoP modes per
@@ -18,10 +18,7 @@ let issuerKey: TestKey;
 let client: ProofKey;
 
 beforeAll(async () => {
-  fixture = new Fixture();
-  issuerKey = await makeKey("ES256");
-  await fixture.serveJwks({ keys: [issuerKey.publicJwk] });
-  client = await makeProofKey();
+  ({ fixture, issuerKey, client } = await dpopFixture());
 });
 
 const reason = (gate: Gate) => gate.logs.filter((line) => line.event === "decision").at(-1)?.reason;

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { issueNonce } from "../../src/lib/nonce";
-import { expectRejected, Fixture, ISSUER, makeKey, originSaw, type Gate, type TestKey } from "../helpers";
-import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, URL_OF, type ProofKey } from "../dpop";
+import { expectRejected, Fixture, ISSUER, originSaw, type Gate, type TestKey } from "../helpers";
+import { boundToken, dpopConfig, dpopGate, dpopHeaders, proof, URL_OF, type ProofKey, dpopFixture } from "../dpop";
 
 /**
  * THREATS J5: server nonces (RFC 9449 section 9), derived from a secret and a time window: a gate that
@@ -16,10 +16,7 @@ let issuerKey: TestKey;
 let client: ProofKey;
 
 beforeAll(async () => {
-  fixture = new Fixture();
-  issuerKey = await makeKey("ES256");
-  await fixture.serveJwks({ keys: [issuerKey.publicJwk] });
-  client = await makeProofKey();
+  ({ fixture, issuerKey, client } = await dpopFixture());
 });
 
 const gateAt = (now: () => number, secret: string | null = SECRET) =>

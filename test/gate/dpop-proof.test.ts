@@ -1,7 +1,7 @@
 import { base64url, SignJWT } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { bearer, expectRejected, Fixture, makeKey, mint, originSaw, type Gate, type TestKey } from "../helpers";
-import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, URL_OF, type ProofKey } from "../dpop";
+import { bearer, expectRejected, Fixture, mint, originSaw, type Gate, type TestKey } from "../helpers";
+import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, URL_OF, type ProofKey, dpopFixture } from "../dpop";
 
 /**
  * DPoP proofs attacked from the client's side (THREATS J1, J2): every malformed, mis-typed, mis-signed or
@@ -14,10 +14,7 @@ let client: ProofKey;
 let gate: Gate;
 
 beforeAll(async () => {
-  fixture = new Fixture();
-  issuerKey = await makeKey("ES256");
-  await fixture.serveJwks({ keys: [issuerKey.publicJwk] });
-  client = await makeProofKey("ES256");
+  ({ fixture, issuerKey, client } = await dpopFixture("ES256"));
   gate = dpopGate(fixture, dpopConfig(fixture, { mode: "allowed", algorithms: ["ES256", "PS256", "EdDSA"] }));
 });
 

@@ -1,8 +1,8 @@
 import { env, evictDurableObject, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DpopReplayStore } from "../../src/validate/dpop-replay-store";
-import { bearer, expectRejected, Fixture, makeKey, mint, originSaw, type Gate, type TestKey } from "../helpers";
-import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, URL_OF, type ProofKey } from "../dpop";
+import { bearer, expectRejected, Fixture, mint, originSaw, type Gate, type TestKey } from "../helpers";
+import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, URL_OF, type ProofKey, dpopFixture } from "../dpop";
 
 /**
  * THREATS J3: a proof is accepted once. The replay store is the real Durable Object (wrangler.toml's
@@ -14,9 +14,7 @@ let fixture: Fixture;
 let issuerKey: TestKey;
 
 beforeAll(async () => {
-  fixture = new Fixture();
-  issuerKey = await makeKey("ES256");
-  await fixture.serveJwks({ keys: [issuerKey.publicJwk] });
+  ({ fixture, issuerKey } = await dpopFixture());
 });
 
 const gateOf = (options: Parameters<typeof dpopGate>[2] = {}) => dpopGate(fixture, dpopConfig(fixture), options);
