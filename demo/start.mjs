@@ -274,7 +274,7 @@ function printCurls(tokens) {
       `curl -i ${WORKER}/notes/1${auth(tokens.read)}`],
     [`Token with only notes:read on POST (needs notes:write) -> 403, WWW-Authenticate: Bearer ... error="insufficient_scope", scope="notes:write".`,
       `curl -i -X POST ${WORKER}/notes -H 'Content-Type: application/json' -d '{"text":"hello"}'${auth(tokens.read)}`],
-    [`No token -> 401 with a bare challenge: WWW-Authenticate: Bearer realm="portcullis-demo", resource_metadata=... (no error code).`,
+    [`No token -> 401 with a bare challenge: WWW-Authenticate: Bearer realm="portcullis-demo", scope="notes:read", resource_metadata=... (no error code).`,
       `curl -i ${WORKER}/notes/1`],
     [`Expired token -> 401, WWW-Authenticate: Bearer ... error="invalid_token".`,
       `curl -i ${WORKER}/notes/1${auth(tokens.expired)}`],

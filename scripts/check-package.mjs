@@ -124,7 +124,7 @@ async function noToken({ url }) {
   const response = await fetch(`${url}/v1/me`);
   const challenge = response.headers.get("www-authenticate");
   await response.body?.cancel();
-  if (response.status !== 401 || challenge !== 'Bearer realm="fixture"') throw new Error(`status ${response.status}, WWW-Authenticate ${challenge}`);
+  if (response.status !== 401 || challenge !== 'Bearer realm="fixture", scope="api:read"') throw new Error(`status ${response.status}, WWW-Authenticate ${challenge}`);
 }
 
 async function forward({ url }, { token }) {
