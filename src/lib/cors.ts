@@ -6,8 +6,8 @@
  * its CORS policy.
  */
 
-/** Response headers a cross-origin script may read besides the CORS-safelisted ones. */
-const EXPOSED = "WWW-Authenticate, Retry-After";
+/** Response headers a cross-origin script may read besides the CORS-safelisted ones (a browser DPoP client needs the nonce). */
+const EXPOSED = "WWW-Authenticate, Retry-After, DPoP-Nonce";
 
 /** Marks a gate-made answer readable from any origin, without credentials. */
 export function readableCrossOrigin(headers: Headers): Headers {

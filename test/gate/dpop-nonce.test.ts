@@ -35,6 +35,8 @@ async function expectNonceAsked(gate: Gate, response: Response, why: string): Pr
   expect(challenge).toContain('DPoP realm="test-api", algs="ES256 EdDSA RS256 PS256", error="use_dpop_nonce"');
   expect(reason(gate)).toBe(why);
   expect(fresh).toMatch(/^[0-9a-z]+\.[A-Za-z0-9_-]{22}$/);
+  // A browser-based client reads the nonce cross-origin (THREATS K3 applies to DPoP challenges too).
+  expect((response.headers.get("access-control-expose-headers") ?? "").toLowerCase().split(/\s*,\s*/)).toContain("dpop-nonce");
   return fresh!;
 }
 
