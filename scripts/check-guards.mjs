@@ -18,8 +18,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const dir = join(tmpdir(), `portcullis-guards-${process.pid}`);
 const main = join(root, "src/worker.ts");
 const issuer = `[[vars.PORTCULLIS_CONFIG.issuers]]\nissuer = "https://auth.acme.test/"\naudiences = ["https://api.acme.test"]\njwks_uri = "https://auth.acme.test/jwks"\n`;
-// minify as in the shipped wrangler.toml, so the bundle size printed is the one a user gets.
-const head = `name = "guards"\nmain = "${main}"\ncompatibility_date = "2026-11-01"\nminify = true\n`;
+// minify and keep_names as in the shipped wrangler.toml, so the bundle size printed is the one a user gets.
+const head = `name = "guards"\nmain = "${main}"\ncompatibility_date = "2026-11-01"\nminify = true\nkeep_names = false\n`;
 const toml = (body) => `${head}[vars]\nORIGIN_URL = "https://origin.acme.test"\n[vars.PORTCULLIS_CONFIG]\nrealm = "acme"\n${body}`;
 /** A wrangler.toml for the file form: only ORIGIN_URL in [vars] (plus `extra`). */
 const fileToml = (extra = "") => `${head}[vars]\nORIGIN_URL = "https://origin.acme-saas.test"\n${extra}`;

@@ -55,7 +55,11 @@ async function pack() {
   const out = run("npm", ["pack", "--pack-destination", dir, "--json", "--silent"], { cwd: ROOT });
   const [report] = JSON.parse(out.slice(out.indexOf("[")));
   const files = report.files.map((file) => file.path);
-  const required = ["build/index.js", "build/index.d.ts", "build/hono.js", "build/origin/verify-assertion.js", "build/origin/verify-assertion.d.ts"];
+  // Every file an `exports` entry points at (types and JavaScript), and the adapter the root entry loads.
+  const exported = Object.values(repo.exports)
+    .flatMap((target) => (typeof target === "string" ? [target] : Object.values(target)))
+    .map((target) => target.replace(/^\.\//, ""));
+  const required = [...new Set([...exported, "build/hono.js"])];
   const missing = required.filter((file) => !files.includes(file));
   const sources = files.filter((file) => /\.ts$/.test(file) && !file.endsWith(".d.ts"));
   const stray = files.filter((file) => !file.startsWith("build/") && !["package.json", "README.md", "LICENSE"].includes(file));
