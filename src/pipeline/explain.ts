@@ -104,7 +104,7 @@ type Steps = { final: Explanation } | Pending;
 interface Pending {
   report?: TokenReport;
   /** A DPoP-scheme token's proof and what it is checked against, as the gate checks it. */
-  proof?: { jwt: string; cnf: Confirmation; issuer: IssuerConfig; request: ProofRequest; nonce: boolean };
+  proof?: { jwt: string; cnf: Confirmation; issuer: IssuerConfig; request: ProofRequest; nonce: "checked" | "not_checked" | "none" };
   /** The decision (decide.ts) for the checks made. */
   conclude: () => Explanation;
   /** The refusal of a failed proof check. */
@@ -126,11 +126,11 @@ export async function explainWithProof(config: ResolvedConfig, input: ExplainReq
   const { proof } = steps;
   if (!proof) return steps.conclude();
   const report = steps.report!;
-  if (!proof.nonce) report.not_checked.push("DPoP nonce (the nonce secret was not given)");
+  if (proof.nonce === "not_checked") report.not_checked.push("DPoP nonce (the nonce secret was not given)");
   report.not_checked.push("DPoP proof replay check (whether its jti was used before: the replay store)");
   try {
-    await stepAsync(report, `DPoP proof: typ, alg, jwk, signature, jti, htm, htu, iat, ath${proof.nonce ? ", nonce" : ""}${proof.cnf.jkt === undefined ? "" : ", key matches cnf.jkt"}`, () =>
-      checkProof(proof.jwt, proof.cnf, proof.issuer, proof.request, (name) => input.env?.[name], proof.nonce),
+    await stepAsync(report, `DPoP proof: typ, alg, jwk, signature, jti, htm, htu, iat, ath${proof.nonce === "checked" ? ", nonce" : ""}${proof.cnf.jkt === undefined ? "" : ", key matches cnf.jkt"}`, () =>
+      checkProof(proof.jwt, proof.cnf, proof.issuer, proof.request, (name) => input.env?.[name], proof.nonce === "checked"),
     );
   } catch (error) {
     if (!(error instanceof GateError)) throw error;
@@ -180,7 +180,8 @@ function explainSteps(config: ResolvedConfig, input: ExplainRequest): Steps {
       const cnf = senderChecks(subject, route, schemeOf(bearer), report);
       if (bearer.dpopProof !== undefined) {
         const { issuer } = subject;
-        const nonce = issuer.dpop.nonce === undefined || secretText(input.env?.[issuer.dpop.nonce.secret]) !== undefined;
+        // The nonce is checked with the secret the gate has, when explain is given it.
+        const nonce = issuer.dpop.nonce === undefined ? "none" : secretText(input.env?.[issuer.dpop.nonce.secret]) === undefined ? "not_checked" : "checked";
         proof = { jwt: bearer.dpopProof, cnf, issuer, nonce, request: { method: request.method, sameTarget: sameTarget(request, url.protocol, rules.paths), token: bearer.token, now: input.now ?? Date.now() } };
       }
     } else if (input.claims) {
