@@ -368,5 +368,5 @@ describe("explain agrees with the gate (property)", () => {
       }),
       { numRuns: RUNS },
     );
-  }, 120_000);
+  }, 240_000);
 });
