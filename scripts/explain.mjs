@@ -7,7 +7,10 @@
 // (src/pipeline/explain.ts). A token is checked as far as it can be without keys (structure, issuer, header,
 // typ, exp/nbf/aud/iss, iat, cnf, ID-token claims, required claims, tenant); the checks that need keys or an
 // upstream (signature, key selection, key sets, introspection, decryption) are listed as not checked, and the
-// decision assumes they pass. Exit 0 = allow, 1 = deny, 2 = bad arguments or configuration.
+// decision assumes they pass. With a `DPoP` header (`--token` is then sent with the DPoP scheme) the proof is
+// checked as the gate checks it (typ, alg, jwk, signature, jti, htm, htu, iat, ath, the key against cnf.jkt,
+// the nonce when the nonce secret is a [vars] entry); its replay check and a client certificate are listed as
+// not checked. Exit 0 = allow, 1 = deny, 2 = bad arguments or configuration.
 import { parseArgs } from "node:util";
 import { findConfigFile, readConfigFile } from "./config-file.mjs";
 import { loadSource, readVars } from "./lib.mjs";
@@ -44,8 +47,8 @@ const headers = (args.header ?? []).map((line) => {
 const found = findConfigFile(args, fail);
 const vars = readVars(args, fail);
 const file = found && readConfigFile(found, fail);
-const { loadConfig, formatIssues, explain, MCP_NAMED_METHODS } = await loadSource(
-  'export * from "./src/config/load"; export { explain } from "./src/pipeline/explain"; export { MCP_NAMED_METHODS } from "./src/config/schema";',
+const { loadConfig, formatIssues, explainWithProof, MCP_NAMED_METHODS } = await loadSource(
+  'export * from "./src/config/load"; export { explainWithProof } from "./src/pipeline/explain"; export { MCP_NAMED_METHODS } from "./src/config/schema";',
   fail,
 );
 if (args.body !== undefined && args.mcp !== undefined) fail("give --body or --mcp, not both");
@@ -55,7 +58,7 @@ if (!config.ok) fail(`the configuration is invalid (run npm run check-config):\n
 
 let result;
 try {
-  result = explain(config.config, { method, url, token: args.token, headers, body });
+  result = await explainWithProof(config.config, { method, url, token: args.token, headers, body, env: vars });
 } catch (error) {
   fail(error.message);
 }

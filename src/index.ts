@@ -6,4 +6,4 @@ export { parseConfig, formatIssues, type ConfigIssue, type ConfigResult } from "
 export type { PortcullisConfig, ResolvedConfig, IssuerConfig, RouteConfig, Algorithm } from "./config/schema";
 export { GateError, type ErrorCode } from "./errors/errors";
 export { verifyAssertion, memoryReplayStore, AssertionError, type VerifyAssertionOptions, type VerifiedAssertion, type ReplayStore } from "./origin/verify-assertion";
-export { explain, type Explanation, type ExplainRequest, type TokenReport } from "./pipeline/explain";
+export { explain, explainWithProof, type Explanation, type ExplainRequest, type TokenReport } from "./pipeline/explain";

@@ -8,13 +8,16 @@ import { normalizeHost, type CompiledRoute } from "../policy/routes";
 import { checkTokenFormat } from "../validate/introspection";
 import { checkHeader, compactJwsHeader, parseCompactJws } from "../validate/jws";
 import { checkExtraClaims, checkType, IssuerSelector, joseReason, jwtIssuer, takesJwts, verifyOptions, type JwtIssuer } from "../validate/jwt";
-import { checkPresentation } from "../validate/sender";
+import type { Confirmation } from "../validate/claims";
+import type { ProofRequest } from "../validate/dpop";
+import { checkPresentation, checkProof } from "../validate/sender";
 import { introspectsJwt, opaqueTokenIssuer } from "../validate/token";
 import { compileRules, decide, decidePreflight, matchOperation, matchRule, type Decision } from "./decide";
 import { toIdentity, type Identity } from "./identity";
 import { localAnswers } from "./local";
 import { protectedResources } from "./metadata";
-import { canonicalRequest, checkMethodOverride, corsPreflight, extractOptions } from "./request";
+import { secretText } from "../lib/bindings";
+import { canonicalRequest, checkMethodOverride, corsPreflight, extractOptions, sameTarget } from "./request";
 
 /**
  * What the gate would decide for a request, step by step, without sending anything. Operators run it
@@ -23,14 +26,20 @@ import { canonicalRequest, checkMethodOverride, corsPreflight, extractOptions } 
  * verifier makes that needs no key, with the verifier's own functions in the verifier's order (structure,
  * issuer selection, header, `typ`, jose's claim-set validation, the extra claim checks). What needs keys or
  * an upstream (signature, key selection, key sets, introspection, decryption) is listed as not checked, and
- * the decision assumes it passes.
+ * the decision assumes it passes. For a token with the DPoP scheme, `explainWithProof` also makes the
+ * gate's proof checks (validate/sender.ts `checkProof`: the proof, its nonce when the nonce secret is given,
+ * the key binding); only the replay check (a store) and a client certificate (a TLS connection) are left
+ * unchecked. `explain` (synchronous) lists the proof as not checked instead.
  */
 
 export interface ExplainRequest {
   method: string;
   /** Absolute URL, or a path (host `localhost`). */
   url: string;
-  /** The token as presented (sent as `Authorization: Bearer`), checked as far as it can be without keys. */
+  /**
+   * The token as presented, checked as far as it can be without keys: sent as `Authorization: DPoP` when
+   * `headers` carry a `DPoP` proof, else as `Authorization: Bearer`.
+   */
   token?: string;
   /**
    * Without `token`: claims taken as verified, so only the policy is checked. With an opaque or encrypted
@@ -43,6 +52,8 @@ export interface ExplainRequest {
   body?: string;
   /** Milliseconds since the epoch for the time checks; default the current time. */
   now?: number;
+  /** Bindings by name, as the Worker's env: the DPoP nonce secret (without it, the nonce is not checked). */
+  env?: Record<string, unknown>;
 }
 
 export interface TokenCheck {
@@ -87,16 +98,59 @@ interface Subject {
   issuer: IssuerConfig;
 }
 
+/** What explain decides without the proof (`explain`), or with it (`explainWithProof`), once the proof is known. */
+type Steps = { final: Explanation } | Pending;
+
+interface Pending {
+  report?: TokenReport;
+  /** A DPoP-scheme token's proof and what it is checked against, as the gate checks it. */
+  proof?: { jwt: string; cnf: Confirmation; issuer: IssuerConfig; request: ProofRequest; nonce: "checked" | "not_checked" | "none" };
+  /** The decision (decide.ts) for the checks made. */
+  conclude: () => Explanation;
+  /** The refusal of a failed proof check. */
+  refused: (error: GateError) => Explanation;
+}
+
+/** Explain without the DPoP proof: it is listed as not checked, and the decision assumes it passes. */
 export function explain(config: ResolvedConfig, input: ExplainRequest): Explanation {
+  const steps = explainSteps(config, input);
+  if ("final" in steps) return steps.final;
+  if (steps.proof) steps.report!.not_checked.push("DPoP proof (signature, htm, htu, iat, ath, nonce, key binding) and its replay check");
+  return steps.conclude();
+}
+
+/** Explain with the gate's DPoP proof checks (all but the replay check), as the CLI runs it. */
+export async function explainWithProof(config: ResolvedConfig, input: ExplainRequest): Promise<Explanation> {
+  const steps = explainSteps(config, input);
+  if ("final" in steps) return steps.final;
+  const { proof } = steps;
+  if (!proof) return steps.conclude();
+  const report = steps.report!;
+  if (proof.nonce === "not_checked") report.not_checked.push("DPoP nonce (the nonce secret was not given)");
+  report.not_checked.push("DPoP proof replay check (whether its jti was used before: the replay store)");
+  try {
+    await stepAsync(report, `DPoP proof: typ, alg, jwk, signature, jti, htm, htu, iat, ath${proof.nonce === "checked" ? ", nonce" : ""}${proof.cnf.jkt === undefined ? "" : ", key matches cnf.jkt"}`, () =>
+      checkProof(proof.jwt, proof.cnf, proof.issuer, proof.request, (name) => input.env?.[name], proof.nonce === "checked"),
+    );
+  } catch (error) {
+    if (!(error instanceof GateError)) throw error;
+    return steps.refused(error);
+  }
+  return steps.conclude();
+}
+
+/** The gate's steps up to the DPoP proof: a final answer, or what is left to decide. */
+function explainSteps(config: ResolvedConfig, input: ExplainRequest): Steps {
   const url = new URL(input.url, "https://localhost");
   const method = input.method.toUpperCase();
   const headers = new Headers(input.headers);
-  if (input.token !== undefined) headers.set("authorization", `Bearer ${input.token}`);
+  if (input.token !== undefined) headers.set("authorization", `${headers.has("dpop") ? "DPoP" : "Bearer"} ${input.token}`);
   const heading: Heading = { method, host: normalizeHost(url.host, url.protocol) };
   const rules = compileRules(config);
   const local = localAnswers(config, protectedResources(config, rules.routes, rules.paths.caseInsensitive))(url, method);
-  if (local) return { ...heading, path: url.pathname, ...(local.status < 400 ? { decision: "allow" } : { decision: "deny", status: local.status }), reason: local.outcome };
+  if (local) return { final: { ...heading, path: url.pathname, ...(local.status < 400 ? { decision: "allow" } : { decision: "deny", status: local.status }), reason: local.outcome } };
   let report: TokenReport | undefined;
+  const refused = (error: GateError): Explanation => ({ ...heading, decision: "deny", status: error.status, reason: error.reason, ...(report ? { token: report } : {}) });
   try {
     const request = canonicalRequest(method, url, rules.paths, config);
     heading.path = request.path;
@@ -108,7 +162,7 @@ export function explain(config: ResolvedConfig, input: ExplainRequest): Explanat
         heading.rule = decision.rule;
         heading.requirement = `CORS preflight for ${preflight}: forwarded without a token, CORS request headers only`;
       }
-      return explained(heading, decision, undefined);
+      return { final: explained(heading, decision, undefined) };
     }
     const bearer = extractBearer({ headers, url: url.href }, extractOptions(config), url);
     const route = matchRule(rules, request);
@@ -119,17 +173,25 @@ export function explain(config: ResolvedConfig, input: ExplainRequest): Explanat
     if (operation?.label !== undefined) heading.operation = operation.label;
     if (operation?.requirements) heading.requirement += `; operation: ${describeRequirements(operation.requirements).join(", ") || "listed"}`;
     let subject: Subject | undefined;
+    let proof: Pending["proof"];
     if (bearer) {
       report = { kind: "jwt", checks: [], not_checked: [] };
       subject = checkOffline(config, bearer.token, route, input, report);
-      senderChecks(subject, route, schemeOf(bearer), report);
+      const cnf = senderChecks(subject, route, schemeOf(bearer), report);
+      if (bearer.dpopProof !== undefined) {
+        const { issuer } = subject;
+        // The nonce is checked with the secret the gate has, when explain is given it.
+        const nonce = issuer.dpop.nonce === undefined ? "none" : secretText(input.env?.[issuer.dpop.nonce.secret]) === undefined ? "not_checked" : "checked";
+        proof = { jwt: bearer.dpopProof, cnf, issuer, nonce, request: { method: request.method, sameTarget: sameTarget(request, url.protocol, rules.paths), token: bearer.token, now: input.now ?? Date.now() } };
+      }
     } else if (input.claims) {
       subject = verifiedClaims(config, input.claims);
     }
-    return { ...explained(heading, decide(route, subject?.identity, subject?.issuer, operation), subject?.identity), ...(report ? { token: report } : {}) };
+    const conclude = () => ({ ...explained(heading, decide(route, subject?.identity, subject?.issuer, operation), subject?.identity), ...(report ? { token: report } : {}) });
+    return { report, proof, conclude, refused };
   } catch (error) {
     if (!(error instanceof GateError)) throw error;
-    return { ...heading, decision: "deny", status: error.status, reason: error.reason, ...(report ? { token: report } : {}) };
+    return { final: refused(error) };
   }
 }
 
@@ -140,15 +202,18 @@ function explained(heading: Heading, decision: Decision, identity: Identity | un
   return { ...heading, ...scopes, decision: "allow", reason: decision.reason };
 }
 
-/** The sender-constraint checks that need no proof, certificate or store (validate/sender.ts), as the gate makes them. */
-function senderChecks(subject: Subject, route: CompiledRoute, scheme: "bearer" | "dpop", report: TokenReport): void {
+/**
+ * The sender-constraint checks that need no proof, certificate or store (validate/sender.ts), as the gate
+ * makes them, with the rule's or the issuer's DPoP mode. Returns the token's confirmation.
+ */
+function senderChecks(subject: Subject, route: CompiledRoute, scheme: "bearer" | "dpop", report: TokenReport): Confirmation {
   const { claims } = subject.identity;
   const mode = route.rule.dpop ?? subject.issuer.dpop.mode;
   // Without a cnf, the DPoP scheme or DPoP on, the check has nothing to refuse: not listed.
-  if (!Object.hasOwn(claims, "cnf") && scheme === "bearer" && mode === "disabled") return;
+  if (!Object.hasOwn(claims, "cnf") && scheme === "bearer" && mode === "disabled") return {};
   const cnf = step(report, "sender constraint: cnf, scheme and DPoP mode", () => checkPresentation(claims, subject.issuer, mode, scheme));
-  if (scheme === "dpop") report.not_checked.push("DPoP proof (signature, htm, htu, iat, ath, nonce, key binding) and its replay check");
-  if (cnf["x5t#S256"] !== undefined) report.not_checked.push("client certificate (mTLS)");
+  if (cnf["x5t#S256"] !== undefined) report.not_checked.push("client certificate (mTLS: the TLS connection's certificate)");
+  return cnf;
 }
 
 /**
@@ -232,6 +297,18 @@ function verifiedClaims(config: ResolvedConfig, claims: JWTPayload): Subject {
 function step<T>(report: TokenReport, check: string, run: () => T): T {
   try {
     const result = run();
+    report.checks.push({ check, passed: true });
+    return result;
+  } catch (error) {
+    if (error instanceof GateError) report.checks.push({ check, passed: false, reason: error.reason });
+    throw error;
+  }
+}
+
+/** `step` for an asynchronous check. */
+async function stepAsync<T>(report: TokenReport, check: string, run: () => Promise<T>): Promise<T> {
+  try {
+    const result = await run();
     report.checks.push({ check, passed: true });
     return result;
   } catch (error) {

@@ -38,7 +38,8 @@ export interface VerifiedProof {
 /** JWK members only a private (or symmetric) key has (RFC 7518 section 6). */
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-export async function verifyProof(proof: string, issuer: IssuerConfig, request: ProofRequest, binding: (name: string) => unknown): Promise<VerifiedProof> {
+/** `checkNonce` false: the nonce is not checked (explain without the nonce secret lists it as not checked). */
+export async function verifyProof(proof: string, issuer: IssuerConfig, request: ProofRequest, binding: (name: string) => unknown, checkNonce = true): Promise<VerifiedProof> {
   const settings = issuer.dpop;
   const jwk = checkHeader(proof, settings);
   const payload = await verifySignature(proof, settings, issuer.clock_tolerance, request.now);
@@ -48,7 +49,7 @@ export async function verifyProof(proof: string, issuer: IssuerConfig, request: 
   if (!sameHtu(payload.htu, request.sameTarget)) throw invalidProof("dpop_proof_htu_mismatch");
   if (typeof payload.iat !== "number" || !Number.isFinite(payload.iat) || Math.abs(payload.iat - request.now / 1000) > slack) throw invalidProof("dpop_proof_iat_outside_window");
   if (typeof payload.ath !== "string" || payload.ath !== (await sha256Base64url(request.token))) throw invalidProof(payload.ath === undefined ? "dpop_proof_ath_missing" : "dpop_proof_ath_mismatch");
-  if (settings.nonce) await checkProofNonce(payload.nonce, settings.nonce, issuer.issuer, request.now, binding);
+  if (settings.nonce && checkNonce) await checkProofNonce(payload.nonce, settings.nonce, issuer.issuer, request.now, binding);
   return { jkt: await calculateJwkThumbprint(jwk, "sha256"), jti: payload.jti, acceptableUntil: (payload.iat + slack) * 1000 };
 }
 

@@ -3,7 +3,7 @@ import type { DpopMode, IssuerConfig } from "../config/schema";
 import { invalidProof, invalidToken } from "../errors/errors";
 import { hexToBase64url } from "../lib/digest";
 import { confirmationOf, type Confirmation } from "./claims";
-import { verifyProof, type ProofRequest } from "./dpop";
+import { verifyProof, type ProofRequest, type VerifiedProof } from "./dpop";
 import type { ReplayCheck } from "./dpop-replay";
 
 /**
@@ -67,13 +67,22 @@ export async function checkSenderConstraint(claims: JWTPayload, issuer: IssuerCo
   const constraint: SenderConstraint = {};
   if (cnf["x5t#S256"] !== undefined) constraint["x5t#S256"] = checkCertificate(cnf["x5t#S256"], presentation.tlsClientAuth);
   if (presentation.scheme === "bearer") return bound(constraint);
-  const proof = await verifyProof(presentation.proof!, issuer, check.request, check.binding);
-  // RFC 9449 section 7.1's own example: a key that does not match the binding is an invalid token.
-  if (cnf.jkt !== undefined && proof.jkt !== cnf.jkt) throw invalidToken("dpop_key_mismatch");
+  const proof = await checkProof(presentation.proof!, cnf, issuer, check.request, check.binding);
   // Last: only a proof that passed every other check costs a store request, and can use up its jti.
   if (!(await check.replay(proof.jkt, proof.jti, check.request.now, proof.acceptableUntil))) throw invalidProof("dpop_proof_replayed");
   if (cnf.jkt !== undefined) constraint.jkt = proof.jkt;
   return bound(constraint);
+}
+
+/**
+ * The proof checks that need no store (explain makes them too): the proof itself (dpop.ts, the nonce unless
+ * `checkNonce` is false) and, for a DPoP-bound token, that its key is the one the token names.
+ */
+export async function checkProof(proof: string, cnf: Confirmation, issuer: IssuerConfig, request: ProofRequest, binding: (name: string) => unknown, checkNonce = true): Promise<VerifiedProof> {
+  const verified = await verifyProof(proof, issuer, request, binding, checkNonce);
+  // RFC 9449 section 7.1's own example: a key that does not match the binding is an invalid token.
+  if (cnf.jkt !== undefined && verified.jkt !== cnf.jkt) throw invalidToken("dpop_key_mismatch");
+  return verified;
 }
 
 const bound = (constraint: SenderConstraint) => (Object.keys(constraint).length ? constraint : undefined);
