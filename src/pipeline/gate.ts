@@ -127,8 +127,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   /**
    * The steps in the README's order: local answers; the canonical request (path, host, query) and the
    * method-override policy; a forwarded CORS preflight; token extraction; the rule match; on an MCP route the
-   * operation (a bounded body read); verification of a presented token; the decision (no token on a token
-   * rule, requirements, report-only); identity headers.
+   * operation (a bounded body read); verification of a presented token, then its sender constraint (DPoP
+   * proof, client certificate: never relaxed by report-only); the decision (no token on a token rule,
+   * requirements, report-only); identity headers.
    * Any step refuses by throwing a GateError, answered and logged in one place.
    */
   const check: Gate["check"] = async (request, env, waitUntil) => {
