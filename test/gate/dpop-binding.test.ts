@@ -66,6 +66,23 @@ describe("T-J4 the token's binding and the scheme", () => {
     }
   });
 
+  it("T-J4 report-only (issuer or rule) never relaxes the sender constraint: a bound token as Bearer, a bad or replayed proof stay 401", async () => {
+    const configs = [
+      dpopConfig(fixture, { mode: "required" }, { report_only: true }),
+      dpopConfig(fixture, { mode: "required" }, {}, { routes: [{ path: "/items/**", scopes: ["items:read"], report_only: true }] }),
+    ];
+    for (const config of configs) {
+      const gate = dpopGate(fixture, config);
+      const token = await boundToken(issuerKey, client);
+      await refused(gate, await gate.request("/items/1", { headers: bearer(token) }), "dpop_bound_token_as_bearer");
+      await refused(gate, await gate.request("/items/1", { headers: await present(token, client, "/items/2") }), "dpop_proof_htu_mismatch", "invalid_dpop_proof");
+      await refused(gate, await gate.request("/items/1", { headers: await present(token, await makeProofKey()) }), "dpop_key_mismatch");
+      const headers = await present(token);
+      await originSaw(await gate.request("/items/1", { headers }));
+      await refused(gate, await gate.request("/items/1", { headers }), "dpop_proof_replayed", "invalid_dpop_proof");
+    }
+  });
+
   it("T-J4 a bearer token (no cnf) with the DPoP scheme and a valid proof is refused by default", async () => {
     const gate = dpopGate(fixture, dpopConfig(fixture));
     const token = await mint(issuerKey);
