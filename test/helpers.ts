@@ -136,6 +136,18 @@ const cameFrom = (record: OriginRecord, id: string) =>
 /** Which test request produced a response, so a rejection check can look for exactly that request. */
 const requestIds = new WeakMap<Response, string>();
 
+/** A test request to `path` (absolute, or under https://api.test), tagged so the echo origin files it under `fixture`. */
+function taggedRequest(fixture: Fixture, path: string, init: RequestInit): { request: Request; id: string } {
+  const headers = new Headers(init.headers);
+  for (const [name, value] of Object.entries(fixture.tag)) headers.set(name, value);
+  const id = crypto.randomUUID();
+  headers.set("x-test-request", id);
+  // Also in User-Agent: a forwarded CORS preflight keeps only CORS headers (User-Agent among them).
+  if (!headers.has("user-agent")) headers.set("user-agent", testUserAgent(fixture.ns, id));
+  const url = /^https?:\/\//.test(path) ? path : `https://api.test${path}`;
+  return { request: new Request(url, { ...init, headers }), id };
+}
+
 export interface Gate {
   fixture: Fixture;
   logs: Record<string, unknown>[];
@@ -178,16 +190,27 @@ export function makeGate(
     fixture,
     logs,
     request: async (path, init = {}) => {
-      const headers = new Headers(init.headers);
-      for (const [name, value] of Object.entries(fixture.tag)) headers.set(name, value);
-      const id = crypto.randomUUID();
-      headers.set("x-test-request", id);
-      // Also in User-Agent: a forwarded CORS preflight keeps only CORS headers (User-Agent among them).
-      if (!headers.has("user-agent")) headers.set("user-agent", testUserAgent(fixture.ns, id));
+      const { request, id } = taggedRequest(fixture, path, init);
       const ctx = createExecutionContext();
-      const url = /^https?:\/\//.test(path) ? path : `https://api.test${path}`;
-      const response = await handler(new Request(url, { ...init, headers }), { ...env, ...options.env }, ctx);
+      const response = await handler(request, { ...env, ...options.env }, ctx);
       await waitOnExecutionContext(ctx);
+      requestIds.set(response, id);
+      return response;
+    },
+  };
+}
+
+/**
+ * A Gate whose requests go through a service binding to a Worker in another isolate (the echo origin files
+ * them under `fixture`, so `expectRejected` works). Its logs stay in that isolate: `logs` is always empty.
+ */
+export function serviceGate(fixture: Fixture, service: Fetcher): Gate {
+  return {
+    fixture,
+    logs: [],
+    request: async (path, init = {}) => {
+      const { request, id } = taggedRequest(fixture, path, init);
+      const response = await service.fetch(request);
       requestIds.set(response, id);
       return response;
     },
