@@ -1,5 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { ISOLATE_B_SCRIPT, isolateBConfig } from "./test/setup/isolate-b.ts";
 
 /**
  * Tests run inside workerd (the Workers runtime) with real KV. Loopback fixtures (JWKS issuer, echo
@@ -11,7 +12,8 @@ export default defineConfig({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
         // An auxiliary Worker standing in for an origin reached through a service binding.
-        serviceBindings: { ORIGIN_SERVICE: "origin-service" },
+        // GATE_ISOLATE_B: a second isolate running the real Worker (test/setup/isolate-b.ts), THREATS J3.
+        serviceBindings: { ORIGIN_SERVICE: "origin-service", GATE_ISOLATE_B: "gate-isolate-b" },
         workers: [
           {
             name: "origin-service",
@@ -23,6 +25,17 @@ export default defineConfig({
                 return Response.json({ via: "service", method: request.method, url: request.url, headers: Object.fromEntries(request.headers), bodyBytes: body });
               },
             };`,
+          },
+          {
+            name: "gate-isolate-b",
+            modules: true,
+            compatibilityDate: "2026-11-01",
+            scriptPath: ISOLATE_B_SCRIPT,
+            kvNamespaces: ["PORTCULLIS_KV"],
+            // The test Worker's own namespace: the plugin names the Worker under test (which hosts the class,
+            // wrangler.toml) `vitest-plugin-runner-<project>`, and each project's name is its `mount`.
+            durableObjects: { PORTCULLIS_DPOP: { className: "DpopReplayStore", scriptName: `vitest-plugin-runner-${inject("mount")}` } },
+            bindings: { ORIGIN_URL: inject("originUrl"), PORTCULLIS_CONFIG: isolateBConfig(inject("issuerUrl")) },
           },
         ],
         bindings: {

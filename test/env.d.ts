@@ -11,3 +11,9 @@ declare namespace Cloudflare {
     ORIGIN_SERVICE: Fetcher;
   }
 }
+declare namespace Cloudflare {
+  interface Env {
+    /** The real Worker in a second isolate, sharing PORTCULLIS_DPOP (test/setup/isolate-b.ts). */
+    GATE_ISOLATE_B: Fetcher;
+  }
+}

@@ -6,10 +6,12 @@ import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { startAuthorizationServer } from "./authorization-server";
 import { closedPortUrl, listen } from "./fixtures";
+import { bundleIsolateB } from "./isolate-b";
 import { loadJwsVectors } from "./vectors";
 
 /** Starts the loopback fixtures and hands their URLs (and the Worker-entry test key) to the tests. */
 export default async function setup(project: TestProject) {
+  await bundleIsolateB();
   const issuer = await listen("issuer");
   const origin = await listen("origin");
   const deadOrigin = await closedPortUrl();
