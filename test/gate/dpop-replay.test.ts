@@ -1,7 +1,9 @@
 import { env, evictDurableObject, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { beforeAll, describe, expect, it } from "vitest";
+import { importJWK, type JWK } from "jose";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import type { DpopReplayStore } from "../../src/validate/dpop-replay-store";
-import { bearer, expectRejected, Fixture, mint, originSaw, type Gate, type TestKey } from "../helpers";
+import { bearer, expectRejected, Fixture, makeGate, mint, originSaw, serviceGate, type Gate, type TestKey } from "../helpers";
+import { isolateBConfig } from "../setup/isolate-b-config";
 import { boundToken, dpopConfig, dpopGate, dpopHeaders, makeProofKey, proof, URL_OF, type ProofKey, dpopFixture } from "../dpop";
 
 /**
@@ -145,5 +147,55 @@ describe("T-J3 the store unavailable: fail closed", () => {
   it("T-J3 bearer requests never touch the store: they pass with the store down", async () => {
     const gate = gateOf({ env: { PORTCULLIS_DPOP: throwing } });
     await originSaw(await gate.request("/items/1", { headers: bearer(await mint(issuerKey)) }));
+  });
+});
+
+describe("T-J3 two isolates: the test Worker and the real Worker in a second isolate (GATE_ISOLATE_B) share the store", () => {
+  // Isolate B (test/setup/isolate-b.ts) trusts the Worker-entry issuer (`/self/jwks`, key self-1); the gate
+  // here gets the same configuration, so the one proof is valid for both and only the store can tell.
+  const URL_B = "https://api.example.test/v1/items/1";
+  const config = isolateBConfig(inject("issuerUrl"));
+  let selfKey: TestKey;
+
+  beforeAll(async () => {
+    const jwk = JSON.parse(inject("selfPrivateJwk")) as JWK;
+    selfKey = { alg: "ES256", kid: "self-1", privateKey: (await importJWK(jwk, "ES256")) as CryptoKey, publicJwk: {} };
+  });
+
+  async function presentationB() {
+    const client = await makeProofKey();
+    const token = await boundToken(selfKey, client, { iss: config.issuers[0]!.issuer, aud: config.issuers[0]!.audiences[0] });
+    return dpopHeaders(token, await proof(client, { htm: "GET", htu: URL_B, token }));
+  }
+
+  const gates = () => {
+    const fixture = new Fixture();
+    return { here: makeGate(fixture, config), there: serviceGate(fixture, env.GATE_ISOLATE_B) };
+  };
+
+  it("T-J3 the same proof through two isolates: exactly one accepted, in turn (either first)", async () => {
+    const { here, there } = gates();
+    const first = await presentationB();
+    await originSaw(await there.request(URL_B, { headers: first }));
+    await expectRejected(here, await here.request(URL_B, { headers: first }), 401, "invalid_dpop_proof");
+    expect(lastReason(here)).toBe("dpop_proof_replayed");
+
+    const second = await presentationB();
+    await originSaw(await here.request(URL_B, { headers: second }));
+    const { challenge } = await expectRejected(there, await there.request(URL_B, { headers: second }), 401, "invalid_dpop_proof");
+    // The refusal is isolate B's own (its realm), not an error on the way to it.
+    expect(challenge).toContain('DPoP realm="isolate-b"');
+  });
+
+  it("T-J3 the same proof through two isolates concurrently (Promise.all): exactly one accepted", async () => {
+    const { here, there } = gates();
+    for (let round = 0; round < 5; round++) {
+      const headers = await presentationB();
+      const responses = await Promise.all([here.request(URL_B, { headers }), there.request(URL_B, { headers })]);
+      expect(responses.map((response) => response.status).sort()).toEqual([200, 401]);
+      const refused = responses.findIndex((response) => response.status === 401);
+      await expectRejected([here, there][refused]!, responses[refused]!, 401, "invalid_dpop_proof");
+      await originSaw(responses[1 - refused]!);
+    }
   });
 });
