@@ -1,4 +1,4 @@
-import type { ResolvedConfig } from "../config/schema";
+import type { IssuerConfig, ResolvedConfig } from "../config/schema";
 import { errorResponse, type ChallengeOptions, type Scheme } from "../errors/challenge";
 import { GateError } from "../errors/errors";
 import { extractBearer, schemeOf, type BearerToken } from "../extract/bearer";
@@ -174,7 +174,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       if (token) decisions.token(line, token);
       const issuer = token && issuers.get(token.issuer)!;
       // How the token is bound to its sender (DPoP proof, client certificate), checked on every request.
-      const sender = token && (await senderConstraint(bearer!, token, route, request, url, target, env, requestDeps));
+      const sender = token && (await senderConstraint(bearer!, token, issuer!, route, request, url, target, env, requestDeps));
       const identity = token && toIdentity(issuer!, token.claims, sender);
       // Identity headers only where a token is asked for or optional: a public route forwards none.
       const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
@@ -188,16 +188,14 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   };
 
   /** The sender-constraint step (validate/sender.ts) for a verified token, with the rule's or issuer's DPoP mode. */
-  const senderConstraint = (presented: BearerToken, token: ValidatedToken, route: CompiledRoute, request: Request, url: URL, target: CanonicalRequest, env: Env | undefined, stageDeps: Deps) => {
-    const issuer = issuers.get(token.issuer)!;
-    return checkSenderConstraint(token.claims, issuer, {
+  const senderConstraint = (presented: BearerToken, token: ValidatedToken, issuer: IssuerConfig, route: CompiledRoute, request: Request, url: URL, target: CanonicalRequest, env: Env | undefined, stageDeps: Deps) =>
+    checkSenderConstraint(token.claims, issuer, {
       presentation: { scheme: schemeOf(presented), proof: presented.dpopProof, tlsClientAuth: (request.cf as { tlsClientAuth?: unknown } | undefined)?.tlsClientAuth },
       mode: route.rule.dpop ?? issuer.dpop.mode,
       request: { method: target.method, sameTarget: sameTarget(target, url.protocol, rules.paths), token: presented.token, now: stageDeps.now() },
       replay: durableReplayCheck(env?.[config.dpop_replay_binding], config.dpop_replay_binding, log),
       binding: stageDeps.binding,
     });
-  };
 
   /** The decision answered: refused, or allowed with the headers from `source` (stripped, identity set). */
   const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number, challenge: ChallengeOptions, scheme: Scheme = "bearer"): GateOutcome => {

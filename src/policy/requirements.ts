@@ -30,22 +30,9 @@ export function authorize(rule: RouteConfig, subject: Subject | undefined, extra
       return undefined;
     case "token":
       if (!subject) return new GateError("invalid_token", "token_missing");
-      return requirementsOf(extra ? combined(rule, extra) : rule, subject);
+      return requirementsOf(rule, extra, subject);
   }
 }
-
-/** `scopes_any` lists kept apart: each must be met on its own. */
-interface Combined {
-  scopes: readonly string[];
-  anyOf: readonly (readonly string[])[];
-  claims: RouteConfig["claims"];
-}
-
-const combined = (rule: Requirements, extra: Requirements): Combined => ({
-  scopes: [...new Set([...rule.scopes, ...extra.scopes])],
-  anyOf: [rule.scopes_any, extra.scopes_any],
-  claims: [...rule.claims, ...extra.claims],
-});
 
 /**
  * What a rule and an MCP operation on it ask of the token's scopes together, as one scope requirement: what
@@ -55,18 +42,21 @@ export function combinedRequirement(rule: Requirements, extra?: Requirements): S
   return extra ? { scopes: [...new Set([...rule.scopes, ...extra.scopes])], scopes_any: [...rule.scopes_any, ...extra.scopes_any] } : rule;
 }
 
-/** A scope refusal names every scope the rule (and operation) needs (`challengeScopes`), not only the missing part. */
-function requirementsOf(rule: Requirements | Combined, subject: Subject): GateError | undefined {
-  const named = () => challengeScopes("anyOf" in rule ? { scopes: rule.scopes, scopes_any: rule.anyOf.flat() } : rule);
-  if (!rule.scopes.every((scope) => subject.scopes.has(scope))) {
-    return new GateError("insufficient_scope", "scope_missing", { scope: named() });
+/**
+ * The rule's (and operation's) requirements met by the subject, each `scopes_any` list on its own. A scope
+ * refusal names every scope both need (`challengeScopes`), not only the missing part.
+ */
+function requirementsOf(rule: Requirements, extra: Requirements | undefined, subject: Subject): GateError | undefined {
+  const scope = combinedRequirement(rule, extra);
+  if (!scope.scopes.every((name) => subject.scopes.has(name))) {
+    return new GateError("insufficient_scope", "scope_missing", { scope: challengeScopes(scope) });
   }
-  for (const any of "anyOf" in rule ? rule.anyOf : [rule.scopes_any]) {
-    if (any.length && !any.some((scope) => subject.scopes.has(scope))) {
-      return new GateError("insufficient_scope", "scope_missing_any", { scope: named() });
+  for (const any of extra ? [rule.scopes_any, extra.scopes_any] : [rule.scopes_any]) {
+    if (any.length && !any.some((name) => subject.scopes.has(name))) {
+      return new GateError("insufficient_scope", "scope_missing_any", { scope: challengeScopes(scope) });
     }
   }
-  for (const condition of rule.claims) {
+  for (const condition of extra ? [...rule.claims, ...extra.claims] : rule.claims) {
     if (!conditionHolds(claimAt(subject.claims, condition.claim), condition)) {
       return new GateError("access_denied", "claim_condition_failed");
     }
