@@ -1,3 +1,4 @@
+import type { Scheme } from "../errors/challenge";
 import { invalidRequest, invalidToken } from "../errors/errors";
 import { extractProof } from "./dpop";
 
@@ -25,7 +26,7 @@ export interface BearerToken {
 }
 
 /** The scheme a token was presented with. */
-export const schemeOf = (token: BearerToken): "bearer" | "dpop" => (token.dpopProof === undefined ? "bearer" : "dpop");
+export const schemeOf = (token: BearerToken): Scheme => (token.dpopProof === undefined ? "bearer" : "dpop");
 
 /** `credentials = "Bearer" 1*SP b64token`; we accept exactly one space and no trailing blanks. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -65,7 +66,7 @@ export function extractBearer(request: Pick<Request, "headers" | "url">, options
  * no token, it would pass a public or optional rule anonymously, and an origin that parses whitespace
  * leniently (authorization = forward) would take the token the gate never checked.
  */
-function schemeCredentials(header: string, scheme: "bearer" | "dpop"): string | undefined {
+function schemeCredentials(header: string, scheme: Scheme): string | undefined {
   const length = scheme.length;
   if (header.slice(0, length).toLowerCase() !== scheme) return undefined;
   const next = header.charAt(length);

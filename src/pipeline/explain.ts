@@ -1,5 +1,6 @@
 import { UnsecuredJWT, type JWTClaimVerificationOptions, type JWTPayload } from "jose";
 import type { IssuerConfig, ResolvedConfig, RouteConfig } from "../config/schema";
+import type { Scheme } from "../errors/challenge";
 import { GateError, invalidToken } from "../errors/errors";
 import { extractBearer, schemeOf } from "../extract/bearer";
 import { mcpMessage } from "../extract/mcp";
@@ -206,7 +207,7 @@ function explained(heading: Heading, decision: Decision, identity: Identity | un
  * The sender-constraint checks that need no proof, certificate or store (validate/sender.ts), as the gate
  * makes them, with the rule's or the issuer's DPoP mode. Returns the token's confirmation.
  */
-function senderChecks(subject: Subject, route: CompiledRoute, scheme: "bearer" | "dpop", report: TokenReport): Confirmation {
+function senderChecks(subject: Subject, route: CompiledRoute, scheme: Scheme, report: TokenReport): Confirmation {
   const { claims } = subject.identity;
   const mode = route.rule.dpop ?? subject.issuer.dpop.mode;
   // Without a cnf, the DPoP scheme or DPoP on, the check has nothing to refuse: not listed.

@@ -1,5 +1,6 @@
 import type { JWTPayload } from "jose";
 import type { DpopMode, IssuerConfig } from "../config/schema";
+import type { Scheme } from "../errors/challenge";
 import { invalidProof, invalidToken } from "../errors/errors";
 import { hexToBase64url } from "../lib/digest";
 import { confirmationOf, type Confirmation } from "./claims";
@@ -15,7 +16,7 @@ import type { ReplayCheck } from "./dpop-replay";
  */
 
 export interface Presentation {
-  scheme: "bearer" | "dpop";
+  scheme: Scheme;
   proof: string | undefined;
   /** Cloudflare's `request.cf.tlsClientAuth` (mTLS), when there is one. */
   tlsClientAuth: unknown;
