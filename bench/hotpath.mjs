@@ -21,9 +21,20 @@ const ISSUER = "https://issuer.bench.example/";
 const dir = join(OUT, "hotpath");
 mkdirSync(dir, { recursive: true });
 
+// `cloudflare:workers` exists only inside workerd; the DPoP replay store extends its DurableObject, which
+// this bench never instantiates, so an empty class stands in for it; the Worker builds its gate from the
+// imported `env` at startup, here empty (the first request builds it from its own env).
+const workersModule = {
+  name: "cloudflare-workers",
+  setup(b) {
+    b.onResolve({ filter: /^cloudflare:workers$/ }, () => ({ path: "cloudflare:workers", namespace: "stub" }));
+    b.onLoad({ filter: /.*/, namespace: "stub" }, () => ({ contents: "export class DurableObject {}\nexport const env = {};", loader: "js" }));
+  },
+};
+
 async function bundle(entry, name) {
   const outfile = join(dir, `${name}.mjs`);
-  await build({ entryPoints: [entry], bundle: true, format: "esm", platform: "neutral", target: "es2024", conditions: ["workerd", "worker", "browser"], mainFields: ["module", "main"], outfile, logLevel: "error" });
+  await build({ entryPoints: [entry], bundle: true, format: "esm", platform: "neutral", target: "es2024", conditions: ["workerd", "worker", "browser"], mainFields: ["module", "main"], outfile, logLevel: "error", plugins: [workersModule] });
   return { outfile, module: (await import(`${outfile}?${Date.now()}`)).default };
 }
 

@@ -1,3 +1,4 @@
+import { env as startupEnv } from "cloudflare:workers";
 import bundledFile from "./config/bundled-file";
 import { formatIssues, loadConfig, type ConfigIssue } from "./config/load";
 import { parseOrigin } from "./config/origin";
@@ -14,6 +15,11 @@ export { DpopReplayStore } from "./validate/dpop-replay-store";
  * `ORIGIN_URL`. It is validated here again (the build validated it too: fail closed whatever shipped), once
  * per isolate and on every change. No router in front: every request goes through the one pipeline
  * (pipeline/gate.ts), so there is no path around it.
+ *
+ * The gate is built while the isolate starts (module evaluation, from the `env` that `cloudflare:workers`
+ * exports), so parsing and validating the configuration is not part of the first request: Cloudflare starts
+ * the isolate during the TLS handshake. A request whose `env` holds another configuration or ORIGIN_URL
+ * than the one it was built from (tests, `wrangler dev` reloads) still gets a gate built from its own.
  */
 
 type App = {
@@ -29,6 +35,14 @@ function appFor(env: Env): App {
     built = { config: env.PORTCULLIS_CONFIG, origin: env.ORIGIN_URL, app: buildApp(env) };
   }
   return built.app;
+}
+
+// Pure CPU work (no I/O is allowed at startup); an invalid configuration builds its 500 answer, which logs
+// only when a request gets it. Should building ever throw, the first request builds (and answers) instead.
+try {
+  appFor(startupEnv as unknown as Env);
+} catch {
+  built = undefined;
 }
 
 export default {
