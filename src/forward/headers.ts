@@ -71,10 +71,12 @@ export interface StripOptions {
  */
 export function stripControlledHeaders(headers: Headers, prefix: string, options: StripOptions = {}): void {
   const owned = (options.own ?? []).filter((name): name is string => name !== undefined).map(fold);
-  const connection = headers.get("connection");
-  const listed = connection === null ? [] : connection.split(",").map((name) => name.trim().toLowerCase());
+  // Names first (one pass; deleting while iterating a Headers object would skip entries), and the
+  // `Connection` list read only when there is one: most requests have none.
+  const names = [...headers.keys()];
+  const listed = names.includes("connection") ? headers.get("connection")!.split(",").map((name) => name.trim().toLowerCase()) : [];
   const doomed: string[] = [];
-  for (const name of headers.keys()) {
+  for (const name of names) {
     const folded = fold(name);
     if (
       folded.startsWith(prefix) ||
@@ -89,7 +91,6 @@ export function stripControlledHeaders(headers: Headers, prefix: string, options
       doomed.push(name);
     }
   }
-  // Collected first: deleting while iterating a Headers object skips entries.
   for (const name of doomed) headers.delete(name);
 }
 

@@ -159,7 +159,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
         // A forwarded preflight: the CORS headers only, so nothing else rides on an authorization without a token.
         const decision = decidePreflight(rules, target, preflight);
         if (decision.outcome !== "deny") line.rule = decision.rule!;
-        return conclude(decision, corsRequestHeaders(request.headers), undefined, url, target, line, started, challengeFor(challengePath, undefined));
+        return conclude(decision, corsRequestHeaders(request.headers), undefined, url, target, line, started);
       }
       const bearer = extractBearer(request, extract, url);
       if (bearer) scheme = schemeOf(bearer);
@@ -178,7 +178,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       const identity = token && toIdentity(issuer!, token.claims, sender);
       // Identity headers only where a token is asked for or optional: a public route forwards none.
       const forwarded = route.rule.access === "token" || route.rule.access === "optional" ? identity : undefined;
-      const outcome = conclude(decide(route, identity, issuer, operation), request.headers, forwarded, url, target, line, started, challengeFor(challengePath, route, operation), scheme);
+      const outcome = conclude(decide(route, identity, issuer, operation), request.headers, forwarded, url, target, line, started, scheme, route, operation);
       return mcp && mcp.body && "decision" in outcome ? { ...outcome, body: mcp.body } : outcome;
     } catch (error) {
       if (error instanceof GateError) return refuse(error.status, error.reason, error, line, started, challengeFor(challengePath, route, operation), scheme);
@@ -197,9 +197,13 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
       binding: stageDeps.binding,
     });
 
-  /** The decision answered: refused, or allowed with the headers from `source` (stripped, identity set). */
-  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number, challenge: ChallengeOptions, scheme: Scheme = "bearer"): GateOutcome => {
-    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started, challenge, scheme);
+  /**
+   * The decision answered: refused (with the challenge for the canonical path, the rule and the operation:
+   * built only then, allowed requests never need one), or allowed with the headers from `source`
+   * (stripped, identity set).
+   */
+  const conclude = (decision: Decision, source: Headers, identity: Identity | undefined, url: URL, target: CanonicalRequest, line: DecisionLine, started: number, scheme: Scheme = "bearer", route?: CompiledRoute, operation?: OperationMatch): GateOutcome => {
+    if (decision.outcome === "deny") return refuse(decision.status, decision.reason, decision.refusal, line, started, challengeFor(target.path, route, operation), scheme);
     const headers = headersFor(source, identity, target.host, url.protocol);
     decisions.allowed(decision, line, started);
     const { path, host, search } = target;

@@ -75,7 +75,7 @@ export class TokenValidator {
     if (hit || header || segments.length === 5) {
       const verified = hit ?? (await this.#verifyJwt(token, key, deps, header));
       const issuer = this.#issuers.get(verified.issuer)!;
-      const via = verified.cached ? "jwt_cached" : "jwt";
+      const via = hit ? "jwt_cached" : "jwt";
       if (!introspectsJwt(issuer, options)) return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via };
       await this.#introspect(issuer, token, deps);
       return { issuer: verified.issuer, claims: verified.claims, kid: verified.kid, via: `${via}+introspection` };
@@ -89,12 +89,12 @@ export class TokenValidator {
   }
 
   /** JWT verification, stored in the verified-token cache when on (successes only; time re-checked on every hit). */
-  async #cacheHit(key: string, deps: Deps): Promise<(CachedVerification & { cached: true }) | undefined> {
+  async #cacheHit(key: string, deps: Deps): Promise<CachedVerification | undefined> {
     const hit = this.#cache!.get(key, deps.now());
-    return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.alg, hit.thumbprint, deps)) ? { ...hit, cached: true } : undefined;
+    return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.alg, hit.thumbprint, deps)) ? hit : undefined;
   }
 
-  async #verifyJwt(token: string, key: string | undefined, deps: Deps, header: ProtectedHeaderParameters | undefined): Promise<CachedVerification & { cached?: true }> {
+  async #verifyJwt(token: string, key: string | undefined, deps: Deps, header: ProtectedHeaderParameters | undefined): Promise<CachedVerification> {
     const verified = await this.#jwt.verify(token, deps, header);
     if (this.#cache && key !== undefined) this.#cache.set(key, verified, this.#issuers.get(verified.issuer)!.clock_tolerance, deps.now());
     return verified;
