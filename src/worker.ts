@@ -5,6 +5,7 @@ import { parseOrigin } from "./config/origin";
 import { consoleLog } from "./lib/log";
 import { createGate, type Env, type Gate } from "./pipeline/gate";
 import { configInvalidAnswer } from "./pipeline/local";
+import { warmUp } from "./pipeline/warm-up";
 
 /** The DPoP replay store's Durable Object class, bound in wrangler.toml (`PORTCULLIS_DPOP`). */
 export { DpopReplayStore } from "./validate/dpop-replay-store";
@@ -44,6 +45,8 @@ try {
 } catch {
   built = undefined;
 }
+// Then the code of the request path is compiled (pipeline/warm-up.ts); its promise settles during startup.
+warmUp().catch(() => undefined);
 
 export default {
   fetch(request: Request, env: Env, ctx: ExecutionContext) {

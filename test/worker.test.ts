@@ -1,6 +1,7 @@
 import { SELF } from "cloudflare:test";
 import { importJWK, SignJWT } from "jose";
 import { describe, expect, inject, it } from "vitest";
+import { TOKEN as WARM_UP_TOKEN } from "../src/pipeline/warm-up";
 
 /**
  * The deployable Worker (src/worker.ts) through `fetch`, configured by wrangler.toml plus the test bindings
@@ -29,6 +30,12 @@ describe("Worker entry (SELF)", () => {
     expect(seen.headers["x-auth-email"]).toBe("a@example.test");
     expect(seen.headers.authorization).toBeUndefined();
     expect(new URL(`http://${seen.headers.host}`).origin).toBe(inject("originUrl"));
+  });
+
+  it("refuses the start-up warm-up's token: its issuer and key exist only in the throwaway warm-up gate", async () => {
+    const response = await SELF.fetch("https://api.example.test/v1/items/1", { headers: { authorization: `Bearer ${WARM_UP_TOKEN}` } });
+    expect(response.status).toBe(401);
+    expect(response.headers.get("www-authenticate")).toContain('error="invalid_token"');
   });
 
   it("answers RFC 6750 errors: 401 bare, 401 invalid_token, 403 insufficient_scope, 400 invalid_request", async () => {
