@@ -22,6 +22,7 @@ import { bundleBenchWorkers, compatibility, wranglerBundle } from "./lib/build.m
 import { functionalChecks } from "./lib/checks.mjs";
 import { cleanupAll } from "./lib/cleanup.mjs";
 import { coldStarts } from "./lib/cold-start.mjs";
+import { isolateLoop } from "./lib/isolate-loop.mjs";
 import { BENCH, OUT, ROOT } from "./lib/constants.mjs";
 import { makeKeys, makeTokens } from "./lib/fixtures.mjs";
 import { elapsedSeconds, say } from "./lib/log.mjs";
@@ -78,9 +79,10 @@ async function main() {
   await workerd.stop();
 
   const scale = options.onlyRe && !options.onlyRe.test("scale") ? undefined : await scaleTable({ say });
+  const loop = options.onlyRe && !options.onlyRe.test("loop") ? undefined : await isolateLoop({ bundle, scripts, keys, makeTokens, compat, slices: options.quick ? 15 : 150 });
   const cold = options.onlyRe && !options.onlyRe.test("cold") ? undefined : await coldStarts({ bundle, scripts, compat, servers, tokens, settings: options.settings });
   const analysis = analyse(rows, options.settings.rounds);
-  const report = renderReport({ rows, analysis, bundle, cold, scale, probes, jwksDuringRows, loadBefore, loadAfter: loadavg(), idleCheck, options, totalSeconds: elapsedSeconds() });
+  const report = renderReport({ rows, analysis, bundle, cold, loop, scale, probes, jwksDuringRows, loadBefore, loadAfter: loadavg(), idleCheck, options, totalSeconds: elapsedSeconds() });
   if (writesReport(options)) {
     const file = join(BENCH, options.diagnose ? "DIAGNOSE.md" : "RESULTS.md");
     writeFileSync(file, report);
