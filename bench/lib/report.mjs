@@ -165,7 +165,7 @@ function renderScale(out, { scale }) {
   if (!scale) return;
   out("## Scale: route tables of 10 to 10,000 rules");
   out();
-  out("Measured in this Node process (pure CPU work), not in workerd. \"validate\" is `parseConfig` of a whole configuration (schema, cross-field rules, route compilation and the ambiguity check; once per isolate, on its first request); \"match\" is `matchRoute` per request, averaged over 64 requests spread over the table (some match nothing). Uniform: N rules `GET /v1/resI/:id/subJ/**`; mixed: the same count of exact, parameter, rest and host-bound rules with several method lists. Median (min-max) of repeated timings. Targets: validate 1,000 rules ≤ 20 ms and 10,000 ≤ 200 ms; match at 1,000 rules ≤ 2 µs, growing sub-linearly.");
+  out("Measured in this Node process (pure CPU work), not in workerd. \"validate\" is `parseConfig` of a whole configuration (schema, cross-field rules, route compilation and the ambiguity check; once per isolate, while it starts); \"match\" is `matchRoute` per request, averaged over 64 requests spread over the table (some match nothing). Uniform: N rules `GET /v1/resI/:id/subJ/**`; mixed: the same count of exact, parameter, rest and host-bound rules with several method lists. Median (min-max) of repeated timings. Targets: validate 1,000 rules ≤ 20 ms and 10,000 ≤ 200 ms; match at 1,000 rules ≤ 2 µs, growing sub-linearly.");
   out();
   out("| table | rules | validate ms | match µs |");
   out("|---|---:|---:|---:|");
