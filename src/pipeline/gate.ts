@@ -190,7 +190,7 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
   /** The sender-constraint step (validate/sender.ts) for a verified token, with the rule's or issuer's DPoP mode. */
   const senderConstraint = (presented: BearerToken, token: ValidatedToken, issuer: IssuerConfig, route: CompiledRoute, request: Request, url: URL, target: CanonicalRequest, env: Env | undefined, stageDeps: Deps) =>
     checkSenderConstraint(token.claims, issuer, {
-      presentation: { scheme: schemeOf(presented), proof: presented.dpopProof, tlsClientAuth: (request.cf as { tlsClientAuth?: unknown } | undefined)?.tlsClientAuth },
+      presentation: { scheme: schemeOf(presented), proof: presented.dpopProof, tlsClientAuth: () => (request.cf as { tlsClientAuth?: unknown } | undefined)?.tlsClientAuth },
       mode: route.rule.dpop ?? issuer.dpop.mode,
       request: { method: target.method, sameTarget: sameTarget(target, url.protocol, rules.paths), token: presented.token, now: stageDeps.now() },
       replay: durableReplayCheck(env?.[config.dpop_replay_binding], config.dpop_replay_binding, log),

@@ -18,8 +18,11 @@ import type { ReplayCheck } from "./dpop-replay";
 export interface Presentation {
   scheme: Scheme;
   proof: string | undefined;
-  /** Cloudflare's `request.cf.tlsClientAuth` (mTLS), when there is one. */
-  tlsClientAuth: unknown;
+  /**
+   * Cloudflare's `request.cf.tlsClientAuth` (mTLS), when there is one: read only for a certificate-bound
+   * token, since every request would otherwise pay for materializing `request.cf`.
+   */
+  tlsClientAuth: () => unknown;
 }
 
 /** How the token was bound to its sender, for the origin (identity headers, assertion). */
@@ -66,7 +69,7 @@ export async function checkSenderConstraint(claims: JWTPayload, issuer: IssuerCo
   const { presentation } = check;
   const cnf = checkPresentation(claims, issuer, check.mode, presentation.scheme);
   const constraint: SenderConstraint = {};
-  if (cnf["x5t#S256"] !== undefined) constraint["x5t#S256"] = checkCertificate(cnf["x5t#S256"], presentation.tlsClientAuth);
+  if (cnf["x5t#S256"] !== undefined) constraint["x5t#S256"] = checkCertificate(cnf["x5t#S256"], presentation.tlsClientAuth());
   if (presentation.scheme === "bearer") return bound(constraint);
   const proof = await checkProof(presentation.proof!, cnf, issuer, check.request, check.binding);
   // Last: only a proof that passed every other check costs a store request, and can use up its jti.
