@@ -138,6 +138,20 @@ describe("T-J3 the store unavailable: fail closed", () => {
     expect(logged).not.toContain(headers.dpop!);
   });
 
+  it("T-J3 a store that never answers: 503 with Retry-After after the 5 s store timeout, never forwarded", async () => {
+    const hanging = { idFromName: throwing.idFromName, get: () => ({ claim: () => new Promise<boolean>(() => {}) }) };
+    const gate = gateOf({ env: { PORTCULLIS_DPOP: hanging } });
+    const headers = await presentation(await makeProofKey());
+    const started = Date.now();
+    const response = await gate.request("/items/1", { headers });
+    const waited = Date.now() - started;
+    expect(response.headers.get("retry-after")).toBe("1");
+    await expectRejected(gate, response, 503, "temporarily_unavailable");
+    expect(gate.logs).toContainEqual({ event: "dpop_replay_store", outcome: "error", reason: "timeout" });
+    expect(waited).toBeGreaterThanOrEqual(4_900);
+    expect(waited).toBeLessThan(15_000);
+  }, 20_000);
+
   it("T-J3 no binding: 500, logged with the binding name", async () => {
     const gate = gateOf({ env: { PORTCULLIS_DPOP: undefined } });
     await expectRejected(gate, await gate.request("/items/1", { headers: await presentation(await makeProofKey()) }), 500, "server_error");
