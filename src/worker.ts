@@ -43,7 +43,7 @@ function appFor(env: Env): App {
 try {
   appFor(startupEnv as unknown as Env);
 } catch {
-  built = undefined;
+  // Nothing was kept (`built` is assigned only once building succeeded): the first request builds.
 }
 // Then the code of the request path is compiled (pipeline/warm-up.ts); its promise settles during startup.
 warmUp().catch(() => undefined);

@@ -3,7 +3,7 @@
 import { TARGETS } from "./analysis.mjs";
 import { ALGS } from "./constants.mjs";
 import { renderDiagnostics } from "./diagnose.mjs";
-import { fmt, median } from "./stats.mjs";
+import { fmt, median, summarise } from "./stats.mjs";
 import { machine, versions } from "./system.mjs";
 
 const pass = (value, target) => (value === undefined || Number.isNaN(value) ? "n/a" : value <= target ? "meets" : "misses");
@@ -100,22 +100,17 @@ function renderTargets(out, { analysis: { targets }, cold, options: { settings }
     out(`| ${target.what} ≤ ${target.max} | ${cells.join(" | ")} | ${verdicts.join(" / ")} |`);
   }
   if (cold) {
+    // Each algorithm's first requests over a reference Worker's median first request, per start.
+    const against = (reference) => ALGS.map((alg) => summarise(cold.results[alg].map((x) => x.first / reference)));
     const reference = median(cold.results["-"].map((x) => x.first));
-    const cells = ALGS.map((alg) => {
-      const firsts = cold.results[alg].map((x) => x.first / reference);
-      return `${range({ median: median(firsts), min: Math.min(...firsts), max: Math.max(...firsts) })} | -`;
-    });
+    const ratios = against(reference);
     const verdicts = ALGS.map((alg) => pass(median(cold.results[alg].map((x) => x.first)) / reference, 2));
-    out(`| cold start, keys in KV: Portcullis first request / pass-through first request (${fmt(reference, 1)} ms) ≤ 2; range over ${cold.results["-"].length} start(s) | ${cells.join(" | ")} | ${verdicts.join(" / ")} |`);
+    out(`| cold start, keys in KV: Portcullis first request / pass-through first request (${fmt(reference, 1)} ms) ≤ 2; range over ${cold.results["-"].length} start(s) | ${ratios.map((r) => `${range(r)} | -`).join(" | ")} | ${verdicts.join(" / ")} |`);
     // Not a target: the same against the pass-through that first reads the key set from KV (the part of a
     // cold start no gate with keys in KV avoids; Miniflare's first KV read is a local storage round trip).
     if (cold.results.kv) {
       const kvReference = median(cold.results.kv.map((x) => x.first));
-      const kvCells = ALGS.map((alg) => {
-        const firsts = cold.results[alg].map((x) => x.first / kvReference);
-        return `${range({ median: median(firsts), min: Math.min(...firsts), max: Math.max(...firsts) })} | -`;
-      });
-      out(`| (for reference, no target) cold start: Portcullis first request / first request of the pass-through after one KV read of the key set (${fmt(kvReference, 1)} ms) | ${kvCells.join(" | ")} | - |`);
+      out(`| (for reference, no target) cold start: Portcullis first request / first request of the pass-through after one KV read of the key set (${fmt(kvReference, 1)} ms) | ${against(kvReference).map((r) => `${range(r)} | -`).join(" | ")} | - |`);
     }
   }
   out();
