@@ -53,7 +53,7 @@ export function wranglerBundle() {
 
 /** The bench's own Workers, bundled with the same esbuild settings wrangler uses for Workers. */
 export async function bundleBenchWorkers({ profile }) {
-  const entries = { baseline: "baseline.js", hono: "hono-jwk.js", verify: "verify.js", nolog: "portcullis-nolog.js", floor: "floor.js", jose: "jose-gate.js", kvRead: "kv-read.js" };
+  const entries = { baseline: "baseline.js", hono: "hono-jwk.js", verify: "verify.js", nolog: "portcullis-nolog.js", floor: "floor.js", jose: "jose-gate.js", kvRead: "kv-read.js", kvWarm: "kv-warm.js" };
   const scripts = {};
   for (const [name, file] of Object.entries(entries)) {
     const outfile = join(OUT, "workers", `${name}.mjs`);

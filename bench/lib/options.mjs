@@ -9,7 +9,7 @@ export const USAGE = `npm run bench -- [options]   measures Portcullis inside wo
   --warmup S        warm-up seconds before each measurement (0.5)
   --prime S         the first warm-up of each row, which primes its isolate (2)
   --connections C   autocannon connections (10)
-  --cold N          cold starts per algorithm (5)
+  --cold N          rounds of cold starts, each Worker once per setting per round (9)
   --only REGEX      only the rows whose id matches (debugging); prints the report, writes no file
   --quick           one short round and one cold start (checks that the bench works, numbers are rough);
                     prints the report, writes no file; explicit options above override its settings
@@ -23,7 +23,7 @@ export const USAGE = `npm run bench -- [options]   measures Portcullis inside wo
 
 const VALUED = ["rounds", "duration", "warmup", "prime", "connections", "cold", "only", "profile"];
 const FLAGS = ["diagnose", "pin", "quick", "help"];
-const DEFAULTS = { rounds: 3, duration: 3, warmup: 0.5, prime: 2, connections: 10, cold: 5 };
+const DEFAULTS = { rounds: 3, duration: 3, warmup: 0.5, prime: 2, connections: 10, cold: 9 };
 /** --quick: enough to run every row, check every Worker and render the report, in about a minute. */
 const QUICK = { rounds: 1, duration: 1, warmup: 0.2, prime: 0.5, cold: 1 };
 
