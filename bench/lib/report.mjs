@@ -351,7 +351,7 @@ function renderRerunning(out) {
   out();
   out("```sh");
   out("npm run bench                                   # rewrites bench/RESULTS.md (about 10 minutes on 2 cores)");
-  out("npm run bench -- --only '^(loop|cold)$'            # only the in-isolate targets and the cold starts (about 2 minutes); prints the report");
+  out("npm run bench -- --only '^(loop|cold)$'            # only the in-isolate targets and the cold starts (about 3 minutes); prints the report");
   out("npm run bench -- --rounds 5 --duration 10           # longer: other settings are --warmup, --prime, --connections, --cold");
   out("npm run bench -- --only 'baseline|pc-nocache-ES256' # a few rows; prints the report instead of writing it");
   out("npm run bench -- --quick                            # one short round, one cold start: checks the bench works; prints the report");
