@@ -34,6 +34,8 @@ const NO_MESSAGE_METHODS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 /** The message of `request` on an MCP route. Refuses (400, 413) anything it cannot read as one message. */
 export async function readMcpRequest(request: Request, mcp: McpConfig): Promise<ReadMcp> {
   if (!mcp.read_body) return { message: mcpMessage(request.method, request.headers, undefined, mcp) };
+  // Checked before the read too: a body in an encoding the gate does not read is not worth reading.
+  if (request.body) checkBodyEncoding(request.headers);
   const body = request.body ? await readBounded(request, mcp.max_body_bytes) : undefined;
   return { message: mcpMessage(request.method, request.headers, body && new Uint8Array(body), mcp), ...(body ? { body } : {}) };
 }
@@ -50,6 +52,7 @@ export function mcpMessage(method: string, headers: Headers, body: Uint8Array | 
     if (header.method !== undefined || header.name !== undefined) throw mismatch();
     return { kind: "none" };
   }
+  checkBodyEncoding(headers);
   const message = fromBody(body ?? new Uint8Array());
   checkAgreement(message, header);
   if (message.kind !== "response" && message.kind !== "none" && message.name === undefined && MCP_NAMED_METHODS.has(message.method)) throw invalidRequest("mcp_name_missing");
@@ -110,6 +113,24 @@ function fromHeaders(method: string, headers: Headers, header: Mirrored): McpMes
   return { kind: "request", method: header.method, name: header.name };
 }
 
+/**
+ * The body is read as UTF-8 (RFC 8259 JSON has no other encoding), so a request declaring anything else is
+ * refused: a server that honours `charset` (body-parser accepts every `utf-*`, UTF-7 included, and the SDK's
+ * older transports decode with the declared charset) or decodes a content coding would read other text than
+ * the gate did, for instance a second `name` hidden in UTF-7 inside a string. Only `charset=utf-8` (any
+ * case, quoted or not) is accepted; two joined `Content-Type`s, a repeated `charset` and any
+ * `Content-Encoding` but `identity` are refused too.
+ */
+function checkBodyEncoding(headers: Headers): void {
+  const coding = headers.get("content-encoding");
+  if (coding !== null && coding.trim().toLowerCase() !== "identity") throw invalidRequest("mcp_body_encoded");
+  const type = headers.get("content-type")?.toLowerCase();
+  if (type === undefined || !type.includes("charset")) return;
+  const charsets = type.split(";").slice(1).filter((parameter) => parameter.split("=", 1)[0]!.trim() === "charset");
+  const value = charsets.length === 1 ? charsets[0]!.slice(charsets[0]!.indexOf("=") + 1).trim().replace(/^"(.*)"$/, "$1") : undefined;
+  if (type.includes(",") || type.split("charset").length !== 2 || value !== "utf-8") throw invalidRequest("mcp_charset_unsupported");
+}
+
 /** One JSON-RPC 2.0 message (UTF-8 JSON, no repeated member names). */
 function fromBody(bytes: Uint8Array): McpMessage {
   let value: unknown;
@@ -161,7 +182,10 @@ async function readBounded(request: Request, max: number): Promise<ArrayBuffer> 
   const chunks: Uint8Array[] = [];
   let length = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    // A stream that fails mid-way (the client went away) is the client's fault, not the gate's.
+    const { done, value } = await reader.read().catch(() => {
+      throw invalidRequest("mcp_body_unreadable");
+    });
     if (done) break;
     length += value.byteLength;
     if (length > max) {

@@ -51,6 +51,12 @@ function rpc(path: string, message: unknown, headers: Record<string, string> = {
 
 const lastDecision = () => gate.logs.filter((line) => line.event === "decision").at(-1)!;
 
+/** The outcome logged for an answered request, after checking it reached the origin when allowed. */
+async function lastDecisionOf(response: Response): Promise<unknown> {
+  if (response.status === 200) await originSaw(response);
+  return lastDecision().outcome;
+}
+
 /** A rejection with its logged reason. */
 async function rejected(response: Promise<Response>, status: number, error: string, reason: string) {
   const answer = await expectRejected(gate, await response, status, error);
@@ -254,6 +260,39 @@ describe("T-K2 a rule for one tool authorizes that tool only", () => {
 
   it("T-K2 a client-sent response is refused where allow_responses is not set", async () => {
     await rejected(rpc("/mcp", { jsonrpc: "2.0", id: 9, result: {} }), 403, "access_denied", "mcp_response_not_allowed");
+  });
+
+  it("T-K2 a body in another charset is refused: UTF-7 hides a second name an origin honouring the charset reads (body-parser, older SDK transports)", async () => {
+    // UTF-7 of `","name":"admin_reset`: as UTF-8 one `name` (search); decoded as UTF-7, JSON.parse keeps the last (admin_reset).
+    const smuggled = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","x":"+ACI-,+ACI-name+ACI-:+ACI-admin+AF8-reset"}}';
+    for (const type of ["application/json; charset=utf-7", "application/json;charset=UTF-7", 'application/json; charset="utf-16"', "application/json; charset=iso-8859-1", "text/plain; charset=utf-7"]) {
+      await rejected(rpc("/mcp", smuggled, { "content-type": type }), 400, "invalid_request", "mcp_charset_unsupported");
+    }
+    // Ambiguous declarations: two charsets, two joined Content-Types, a charset without a value.
+    for (const type of ["application/json; charset=utf-8; charset=utf-7", "application/json, application/json; charset=utf-7", "application/json; charset", "application/json; xcharset=utf-8"]) {
+      await rejected(rpc("/mcp", call("search"), { "content-type": type }), 400, "invalid_request", "mcp_charset_unsupported");
+    }
+    // UTF-8 declared in any spelling, or nothing declared, is read as the gate reads it.
+    for (const type of ["application/json; charset=utf-8", 'application/json; charset="UTF-8"', "application/json ; Charset = utf-8", "application/json"]) {
+      expect(await lastDecisionOf(await rpc("/mcp", call("search"), { "content-type": type }))).toBe("allow");
+    }
+  });
+
+  it("T-K2 a body with a content coding is refused: the origin would read what the gate did not", async () => {
+    for (const coding of ["gzip", "br", "deflate", "identity, gzip"]) {
+      await rejected(rpc("/mcp", call("search"), { "content-encoding": coding }), 400, "invalid_request", "mcp_body_encoded");
+    }
+    expect(await lastDecisionOf(await rpc("/mcp", call("search"), { "content-encoding": "identity" }))).toBe("allow");
+  });
+
+  it("a body stream that fails part-way (the client went away) is a 400, not a 500, and nothing is forwarded", async () => {
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"jsonrpc":"2.0","id":1,'));
+        controller.error(new Error("connection reset"));
+      },
+    });
+    await rejected(gate.request("/mcp", { method: "POST", headers: { ...bearer(token), "content-type": "application/json" }, body: stream }), 400, "invalid_request", "mcp_body_unreadable");
   });
 
   it("T-K2 an unlisted operation on a public MCP route is refused too", async () => {
