@@ -29,6 +29,7 @@ export interface CanonicalRequest {
 export function canonicalRequest(method: string, url: URL, paths: PathPolicy, config: ResolvedConfig): CanonicalRequest {
   const path = canonicalPath(url.pathname, paths);
   const query = forwardedQuery(url.search, config.forward.authorization === "strip");
+  if (query.tokenLookalike) throw invalidRequest("access_token_lookalike");
   return { method, path, host: normalizeHost(url.host, url.protocol), search: query.search, queryOverride: query.methodOverride };
 }
 

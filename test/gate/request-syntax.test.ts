@@ -90,6 +90,10 @@ describe("T-I15 query-string method overrides", () => {
     "_method%5B%5D=DELETE",
     "_method",
     "keep=1;_method=DELETE",
+    // PHP cuts a name at its first NUL: `$_GET['_method']` for all three.
+    "_method%00=DELETE",
+    "_method%00x=DELETE",
+    "%20_method%00=DELETE",
   ];
 
   it("T-I15 strip (default): the origin never sees the parameter, the method checked is the method forwarded", async () => {
@@ -171,6 +175,35 @@ describe("T-I16 removing access_token keeps every other byte of the query", () =
     const token = await mint(key);
     const query = `?a=%20b&access_token=${token}&c=d+e&&f`;
     expect(queryOf(await originSaw(await gate.request(`/items/1${query}`)))).toBe(query);
+  });
+});
+
+describe("T-I16 a credential parameter only some origins read is refused", () => {
+  // PHP reads each as `$_GET['access_token']`; ASP.NET Core's query is case-insensitive; Rack 2 splits on `;`.
+  const LOOKALIKES = ["access.token", "access%20token", "%20access_token", "access_token[]", "access_token%5Bx%5D", "access_token%00", "access_token%00x", "access[token", "Access_Token", "ACCESS_TOKEN", "k=1;access_token"];
+
+  it("T-I16 400 access_token_lookalike whatever the configuration says of query tokens and forwarding, nothing forwarded", async () => {
+    for (const overrides of [{}, { token: { allow_query: true } }, { forward: { authorization: "forward" as const } }, { token: { allow_query: true }, forward: { authorization: "forward" as const } }]) {
+      const { key, gate } = await setup((f) => baseConfig(f, overrides));
+      const token = await mint(key, { scope: "items:read" });
+      for (const name of LOOKALIKES) {
+        for (const [path, headers] of [
+          [`/items/1?${name}=CLIENT-CRED&a=1`, bearer(token)],
+          [`/public/x?a=1&${name}=CLIENT-CRED`, {}],
+          [`/public/x?${name}=${token}`, {}],
+        ] as const) {
+          await expectRejected(gate, await gate.request(path, { headers }), 400, "invalid_request");
+          expect([path, lastReason(gate)]).toEqual([path, "access_token_lookalike"]);
+        }
+      }
+    }
+  });
+
+  it("T-I16 names that merely resemble it are other parameters, forwarded as sent", async () => {
+    const { key, gate } = await setup();
+    const token = await mint(key, { scope: "items:read" });
+    const query = "?access_tokens=1&my_access_token=2&access-token=3&a=access_token&token=4";
+    expect(queryOf(await originSaw(await gate.request(`/items/1${query}`, { headers: bearer(token) })))).toBe(query);
   });
 });
 

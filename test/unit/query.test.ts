@@ -56,6 +56,20 @@ describe("T-I15 query-string method overrides", () => {
     for (const name of [".method", " _method", "  _method", "_method[]", "_method[x]", "x.http.method.override"]) expect(isMethodOverrideParam(name)).toBe(true);
   });
 
+  it("T-I15 PHP cuts a name at its first NUL and reads an unclosed `[` as `_`", () => {
+    for (const name of ["_method\0", "_method\0x", " _method\0[]", ".method\0", "x-http-method-override\0", "x-http-method[override", "_method["]) expect(isMethodOverrideParam(name)).toBe(true);
+    for (const name of ["\0_method", "_meth\0od", "x_method\0"]) expect(isMethodOverrideParam(name)).toBe(false);
+  });
+
+  it("T-I16 a parameter some origin reads as access_token, but not spelled exactly so, is flagged in every mode", () => {
+    for (const name of ["access.token", "access%20token", "+access_token", "access_token[]", "access_token%5B%5D", "access_token%00", "access%5Btoken", "Access_Token", "ACCESS%5FTOKEN"]) {
+      for (const strip of [true, false]) expect([name, forwardedQuery(`?a=1&${name}=t`, strip).tokenLookalike]).toEqual([name, true]);
+    }
+    for (const search of ["?access_token=t", "?access_tokens=t", "?my_access_token=t", "?access-token=t", "?a=access_token", "?x=1;access_tokens=2"]) {
+      expect([search, forwardedQuery(search, true).tokenLookalike]).toEqual([search, false]);
+    }
+  });
+
   it.each([
     ["?_method=DELETE", "", true],
     ["?a=%20&_method=DELETE&b=+", "?a=%20&b=+", true],
@@ -72,15 +86,15 @@ describe("T-I15 query-string method overrides", () => {
     ["?a=_method", "?a=_method", false],
     ["", "", false],
   ])("T-I15 %s -> %j (override: %s)", (search, expected, override) => {
-    expect(forwardedQuery(search, false)).toEqual({ search: expected, methodOverride: override });
+    expect(forwardedQuery(search, false)).toEqual({ search: expected, methodOverride: override, tokenLookalike: false });
   });
 
   it("T-I15/T-I16 one pass: overrides always, access_token only when stripping", () => {
-    expect(forwardedQuery("?access_token=t&_method=DELETE&a=%20", true)).toEqual({ search: "?a=%20", methodOverride: true });
-    expect(forwardedQuery("?access_token=t&_method=DELETE&a=%20", false)).toEqual({ search: "?access_token=t&a=%20", methodOverride: true });
-    expect(forwardedQuery("?access_token=t&a=%20", true)).toEqual({ search: "?a=%20", methodOverride: false });
+    expect(forwardedQuery("?access_token=t&_method=DELETE&a=%20", true)).toEqual({ search: "?a=%20", methodOverride: true, tokenLookalike: false });
+    expect(forwardedQuery("?access_token=t&_method=DELETE&a=%20", false)).toEqual({ search: "?access_token=t&a=%20", methodOverride: true, tokenLookalike: false });
+    expect(forwardedQuery("?access_token=t&a=%20", true)).toEqual({ search: "?a=%20", methodOverride: false, tokenLookalike: false });
     // One pair carrying both (for parsers that split on `;`): still seen as an override.
-    expect(forwardedQuery("?access_token=t;_method=DELETE&k", true)).toEqual({ search: "?k", methodOverride: true });
-    expect(forwardedQuery("?k=1;access_token=t&j", true)).toEqual({ search: "?j", methodOverride: false });
+    expect(forwardedQuery("?access_token=t;_method=DELETE&k", true)).toEqual({ search: "?k", methodOverride: true, tokenLookalike: false });
+    expect(forwardedQuery("?k=1;access_token=t&j", true)).toEqual({ search: "?j", methodOverride: false, tokenLookalike: true });
   });
 });
