@@ -30,7 +30,11 @@ export function canonicalRequest(method: string, url: URL, paths: PathPolicy, co
   const path = canonicalPath(url.pathname, paths);
   const query = forwardedQuery(url.search, config.forward.authorization === "strip");
   if (query.tokenLookalike) throw invalidRequest("access_token_lookalike");
-  return { method, path, host: normalizeHost(url.host, url.protocol), search: query.search, queryOverride: query.methodOverride };
+  const host = normalizeHost(url.host, url.protocol);
+  // An empty label left after the one trailing dot (`admin.example.com..`) names no host, and an origin that
+  // strips every trailing dot would read it as the host a rule names.
+  if (/^\.|\.\.|\.(?::|$)/.test(host)) throw invalidRequest("host_invalid");
+  return { method, path, host, search: query.search, queryOverride: query.methodOverride };
 }
 
 /** `methods.override_headers = "reject"`: a method override in the query or the headers is a 400. */

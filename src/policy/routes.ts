@@ -6,7 +6,12 @@ import { canonicalSegment, DEFAULT_PATH_POLICY, type PathOptions, type PathPolic
  * Route rules: host + method list + path pattern -> requirement. Pattern segments are literals, `:name` or
  * `*` (exactly one non-empty segment), or a final `**` (the rest of the path, possibly empty).
  *
- * Precedence, first difference wins: a rule with a `host` beats one without; then segment by segment, a
+ * A rule's `host` without a port covers that host on every port (`admin.example.com:8443` too): origins pick
+ * the virtual host or tenant by name and ignore the port (Express `req.hostname`, Rails `request.host`, nginx
+ * `server_name`), so a port must not move a request from the host's rules to weaker ones.
+ *
+ * Precedence, first difference wins: a rule with a `host` and port beats one with the host alone, which beats
+ * one without; then segment by segment, a
  * literal beats `:param`/`*`, which beat `**`; then the longer pattern; then a rule naming methods beats
  * one with `*`. Two rules that could match one request and tie on all of that are a configuration error
  * (`findAmbiguities`), so the order of rules in the file never decides. Unmatched requests are denied.
@@ -162,8 +167,14 @@ function shapeOf(route: CompiledRoute): string {
   return `${route.host ?? ""}|${route.segments.map((s) => (s.kind === "literal" ? `L${s.value}` : s.kind === "one" ? "*" : "**")).join("/")}`;
 }
 
+/** 0: host and port; 1: host alone (any port); 2: no host. */
+const hostRank = (route: CompiledRoute) => (route.host === undefined ? 2 : route.host.includes(":") ? 0 : 1);
+
+/** Whether a rule's (normalized) host covers the request's: the same, or the same name on another port. */
+const coversHost = (rule: string, request: string) => rule === request || (!rule.includes(":") && request.startsWith(rule) && request.charAt(rule.length) === ":");
+
 function bySpecificity(a: CompiledRoute, b: CompiledRoute): number {
-  if ((a.host === undefined) !== (b.host === undefined)) return a.host === undefined ? 1 : -1;
+  if (hostRank(a) !== hostRank(b)) return hostRank(a) - hostRank(b);
   const length = Math.min(a.segments.length, b.segments.length);
   for (let i = 0; i < length; i++) {
     const rank = RANK[a.segments[i]!.kind] - RANK[b.segments[i]!.kind];
@@ -253,7 +264,7 @@ function bestMatch(routes: readonly CompiledRoute[], request: RouteRequest, part
   // The candidates (rules whose pattern matches the path) in precedence order: the first that applies wins.
   for (const position of candidates(index.root, parts)) {
     const route = routes[position]!;
-    if (route.host !== undefined && route.host !== request.host) continue;
+    if (route.host !== undefined && !coversHost(route.host, request.host)) continue;
     const direct = route.methods === "any" || route.methods.has(request.method);
     if (viaGet !== undefined) {
       // A GET rule matched a HEAD request; only an explicit HEAD rule of the same shape outranks it.

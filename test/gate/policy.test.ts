@@ -190,7 +190,27 @@ describe("request forms", () => {
       await expectRejected(gate, await gate.request(url, { headers: bearer(token) }), 403, "insufficient_scope");
     }
     expect((await gate.request("https://public.api.test/x")).status).toBe(200);
-    expect((await gate.request("https://admin.api.test:8443/x")).status).toBe(200); // another port is another host
+  });
+
+  it("T-E4 another port of a host stays under the host's rules; a name with an empty label is refused", async () => {
+    const { key, gate } = await setup(
+      withRoutes([
+        { path: "/**", host: "admin.api.test", scopes: ["admin"] },
+        { path: "/**", scopes: ["items:read"] },
+      ]),
+    );
+    const weak = await mint(key, { scope: "items:read" });
+    // Ports Cloudflare proxies, and the other scheme's default port: origins pick the virtual host by name.
+    for (const url of ["https://admin.api.test:8443/x", "https://admin.api.test:2053/x", "http://admin.api.test:8080/x", "http://admin.api.test:443/x", "https://ADMIN.api.test.:8443/x"]) {
+      await expectRejected(gate, await gate.request(url, { headers: bearer(weak) }), 403, "insufficient_scope");
+    }
+    const admin = await mint(key, { scope: "admin" });
+    expect((await originSaw(await gate.request("https://admin.api.test:8443/x", { headers: bearer(admin) }))).headers["x-forwarded-host"]).toBe("admin.api.test:8443");
+    for (const url of ["https://admin.api.test../x", "https://admin.api.test..:8443/x", "https://admin..api.test/x"]) {
+      await expectRejected(gate, await gate.request(url, { headers: bearer(weak) }), 400, "invalid_request");
+    }
+    // Another name that merely starts like it is another host.
+    expect((await originSaw(await gate.request("https://admin.api.test.evil.test:8443/x", { headers: bearer(weak) }))).headers["x-auth-scope"]).toBe("items:read");
   });
 });
 

@@ -47,7 +47,23 @@ describe("route precedence", () => {
     expect(normalizeHost("api.example.com:8443")).toBe("api.example.com:8443");
     expect(normalizeHost("api.example.com:80", "http:")).toBe("api.example.com");
     expect(normalizeHost("api.example.com:80", "https:")).toBe("api.example.com:80");
-    expect(scopes("GET", "/v1/anything", "admin.example.com:8443")).toBe("any");
+    // A host rule without a port covers every port of the host (origins pick the virtual host by name).
+    expect(scopes("GET", "/v1/anything", "admin.example.com:8443")).toBe("admin-host");
+    expect(scopes("GET", "/v1/anything", "admin.example.com8443")).toBe("any");
+    expect(scopes("GET", "/v1/anything", "admin.example.com.evil:8443")).toBe("any");
+  });
+
+  it("T-E4 a host rule with a port beats the host alone, which beats no host, whatever the order in the file", () => {
+    const table = [
+      { path: "/**", scopes: ["any-host"] },
+      { host: "api.example.com", path: "/**", scopes: ["host"] },
+      { host: "api.example.com:8443", path: "/**", scopes: ["host-and-port"] },
+    ];
+    for (const ordered of [table, [...table].reverse()]) {
+      const compiled = compileRoutes(routeConfigs(ordered));
+      const match = (host: string) => matchRoute(compiled, { method: "GET", host, path: "/x" })?.rule.scopes;
+      expect([match("api.example.com:8443"), match("api.example.com:9443"), match("api.example.com"), match("other.example.com:8443")]).toEqual([["host-and-port"], ["host"], ["host"], ["any-host"]]);
+    }
   });
 
   it("case-insensitive matching, when configured, folds literal segments only for matching", () => {
