@@ -3,7 +3,7 @@ import { invalidRequest } from "../errors/errors";
 import type { ExtractOptions } from "../extract/bearer";
 import { hasMethodOverride } from "../forward/headers";
 import { forwardedQuery } from "../forward/query";
-import { canonicalPath, type PathPolicy } from "../policy/path";
+import { canonicalPath, checkCaseFolding, type PathPolicy } from "../policy/path";
 import { matchRoute, normalizeHost, type CompiledRoute } from "../policy/routes";
 
 /**
@@ -28,6 +28,7 @@ export interface CanonicalRequest {
 /** The canonical request for `url`; refuses (400) a path an origin could read differently. */
 export function canonicalRequest(method: string, url: URL, paths: PathPolicy, config: ResolvedConfig): CanonicalRequest {
   const path = canonicalPath(url.pathname, paths);
+  if (paths.caseInsensitive) checkCaseFolding(path);
   const query = forwardedQuery(url.search, config.forward.authorization === "strip");
   if (query.tokenLookalike) throw invalidRequest("access_token_lookalike");
   const host = normalizeHost(url.host, url.protocol);

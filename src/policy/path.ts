@@ -15,8 +15,10 @@ import { invalidRequest } from "../errors/errors";
  * Anything an origin could read differently is refused with 400 rather than guessed: an escaped `/` `\`
  * NUL `%` `?` `#` (a decoding origin would see a separator, double encoding or a query/fragment), escapes
  * that are not UTF-8 (overlong `%C0%AF` and other tricks), a segment that decodes to `.`/`..`, `;` path
- * parameters (Tomcat/Spring `..;`) unless allowed, empty segments (`//`) unless merging is configured, and
- * segments ending in `.` (IIS and some Java servers strip them: `/admin.` reaches `/admin`) unless allowed.
+ * parameters (Tomcat/Spring `..;`) unless allowed, empty segments (`//`) unless merging is configured, and,
+ * unless allowed (`trailingDots`), what Windows reads as another file name: segments ending in `.` or a space
+ * (IIS, Tomcat on Windows and some Java servers strip them: `/admin.` and `/admin%20` reach `/admin`) and
+ * NTFS stream types (`secret.pdf::$DATA` is `secret.pdf`, CVE-2017-12615; `:$` in a segment is refused).
  */
 
 export interface PathOptions {
@@ -58,12 +60,12 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Nothing to decode, encode, merge or refuse: only raw characters other than `;`, no empty segment but a
- * trailing one, no segment ending in `.` (which also excludes dot segments). Most paths are like this.
+ * trailing one, no segment ending in `.` (which also excludes dot segments), no `:$`. Most paths are like this.
  */
-const ALREADY_CANONICAL = /^(?=\/)(?:\/[!$&'()*+,\-.0-9:=@A-Z[\]_a-z|~]*[!$&'()*+,\-0-9:=@A-Z[\]_a-z|~])*\/?$/;
+const ALREADY_CANONICAL = /^(?=\/)(?!.*:\$)(?:\/[!$&'()*+,\-.0-9:=@A-Z[\]_a-z|~]*[!$&'()*+,\-0-9:=@A-Z[\]_a-z|~])*\/?$/;
 
 /** One segment `ALREADY_CANONICAL` would accept: what `canonicalSegment` returns unchanged under any options. */
-const CANONICAL_SEGMENT = /^[!$&'()*+,\-.0-9:=@A-Z[\]_a-z|~]*[!$&'()*+,\-0-9:=@A-Z[\]_a-z|~]$/;
+const CANONICAL_SEGMENT = /^(?!.*:\$)[!$&'()*+,\-.0-9:=@A-Z[\]_a-z|~]*[!$&'()*+,\-0-9:=@A-Z[\]_a-z|~]$/;
 
 export function canonicalPath(pathname: string, options: Partial<PathOptions> = STRICT): string {
   return ALREADY_CANONICAL.test(pathname) ? pathname : normalizePath(pathname, options);
@@ -98,8 +100,26 @@ export function canonicalSegment(segment: string, options: PathOptions = STRICT)
     // A dot segment that survived URL parsing was percent-encoded: refuse instead of resolving it.
     throw invalidRequest("path_dot_segment");
   }
-  if (options.trailingDots === "reject" && canonical.endsWith(".")) throw invalidRequest("path_trailing_dot");
+  if (options.trailingDots === "reject") {
+    if (canonical.endsWith(".")) throw invalidRequest("path_trailing_dot");
+    if (canonical.endsWith("%20")) throw invalidRequest("path_trailing_space");
+    if (canonical.includes(":$")) throw invalidRequest("path_windows_stream");
+  }
   return canonical;
+}
+
+/**
+ * Under case-insensitive matching (`caseInsensitive`): a canonical path holding a non-ASCII character that has
+ * case is refused. The gate folds ASCII only, and origins fold the rest each their own way: Java's
+ * `equalsIgnoreCase` and Go's `EqualFold` read the Kelvin sign as `k`, `ſ` as `s` and `İ` as `i`, so
+ * `/\u212Aeys` would reach their `/keys` handler past a rule on `/keys`.
+ */
+export function checkCaseFolding(path: string): void {
+  // Only a UTF-8 lead byte (%C2-%F4) can start a non-ASCII character; most paths have none.
+  if (!/%[C-F]/.test(path)) return;
+  for (const char of decodeURIComponent(path)) {
+    if (char.charCodeAt(0) > 0x7f && (char.toLowerCase() !== char || char.toUpperCase() !== char)) throw invalidRequest("path_case_fold");
+  }
 }
 
 /** The one decision per decoded character: its canonical spelling, or the refusal. */

@@ -139,6 +139,8 @@ const NEVER_MATCHES: Record<string, string> = {
   path_ambiguous_escape: "can never match: requests with an encoded / \\ NUL % ? or # (or a raw \\ ? #) are refused; remove it",
   path_parameters: 'can never match: ";" is refused while paths.semicolons = "reject" (set it to "allow" if the origin takes ";" literally)',
   path_trailing_dot: 'can never match: a segment ending in "." is refused while paths.trailing_dots = "reject" (set it to "allow" if the origin keeps trailing dots)',
+  path_trailing_space: 'can never match: a segment ending in a space is refused while paths.trailing_dots = "reject" (set it to "allow" if the origin keeps them)',
+  path_windows_stream: 'can never match: ":$" (an NTFS stream type) is refused while paths.trailing_dots = "reject" (set it to "allow" if the origin is not on Windows)',
   path_dot_segment: "can never match: dot segments are resolved or refused before matching",
   path_invalid_utf8: "can never match: its escapes are not UTF-8 (write the UTF-8 bytes of the character, upper-case hex)",
   path_bad_escape: "can never match: a % must start an escape %XX",

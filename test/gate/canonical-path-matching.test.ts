@@ -153,6 +153,23 @@ describe("T-I12 /admin., /admin./x, /admin.json, /admin/, /admin%2E, /ADMIN agai
     await public_(gate, "/ADMIN", "/ADMIN");
   });
 
+  it("T-I12 defaults: what Windows reads as the same file is refused too: trailing spaces, dots and spaces, NTFS stream names", async () => {
+    const { key, gate } = await setup(withRoutes([{ path: "/reports/secret.pdf", scopes: ["admin"] }, { path: "/reports/**", access: "public" }]));
+    const t = await tokens(key, "items:read");
+    for (const path of ["/reports/secret.pdf%20", "/reports/secret.pdf.%20", "/reports/secret.pdf%20.%20", "/reports/secret.pdf%20%20", "/reports/secret.pdf::$DATA", "/reports/secret.pdf::$data/x", "/reports/secret.pdf:x:$DATA"]) {
+      await expectRefused(gate, path, "GET", t);
+    }
+    // A space or colon inside a name is an ordinary character.
+    await public_(gate, "/reports/my%20secret.pdf", "/reports/my%20secret.pdf");
+    await public_(gate, "/reports/a:b", "/reports/a:b");
+  });
+
+  it('T-I12 paths.trailing_dots = "allow" also allows trailing spaces and stream names (origins not on Windows)', async () => {
+    const { gate } = await setup(withRoutes(rules, { trailing_dots: "allow" }));
+    await public_(gate, "/admin%20", "/admin%20");
+    await public_(gate, "/admin::$DATA", "/admin::$DATA");
+  });
+
   it('T-I12 paths.trailing_dots = "allow": a trailing dot is an ordinary character, matched and forwarded as is', async () => {
     const { key, gate } = await setup(withRoutes(rules, { trailing_dots: "allow" }));
     const t = await tokens(key, "items:read");
@@ -179,6 +196,18 @@ describe("T-I12 /admin., /admin./x, /admin.json, /admin/, /admin%2E, /ADMIN agai
     await expectStrictRule(gate, "/admin.", "GET", t, "/admin.");
     await expectStrictRule(gate, "/admin%2E", "GET", t, "/admin.");
     await public_(gate, "/admin./x", "/admin./x");
+  });
+
+  it("T-E1 paths.case_insensitive: a non-ASCII letter with case is refused, since origins fold it their own way (Kelvin sign as k, long s as s)", async () => {
+    const { key, gate } = await setup(withRoutes([{ path: "/keys/**", scopes: ["admin"] }, { path: "/admin/**", scopes: ["admin"] }, { path: "/**", access: "public" }], { case_insensitive: true }));
+    const t = await tokens(key, "items:read");
+    for (const path of ["/\u212Aeys/x", "/%E2%84%AAeys/x", "/adm%C4%B0n/x", "/adm%C4%B1n/x", "/%C5%BFecret", "/caf%C3%89", "/x/%C3%A9"]) await expectRefused(gate, path, "GET", t);
+    // Non-ASCII without case (CJK, emoji, digits) is matched as before.
+    await public_(gate, "/docs/%E6%96%87%E6%9B%B8", "/docs/%E6%96%87%E6%9B%B8");
+    await public_(gate, "/docs/%F0%9F%98%80", "/docs/%F0%9F%98%80");
+    // Case-sensitive matching (the default) has nothing to fold.
+    const { gate: sensitive } = await setup(withRoutes([{ path: "/**", access: "public" }]));
+    expect((await originSaw(await sensitive.request("/caf%C3%89"))).path).toBe("/caf%C3%89");
   });
 
   it("T-I12 paths.case_insensitive: /ADMIN and /ADMIN/ meet the admin rule, forwarded as sent", async () => {

@@ -66,6 +66,8 @@ function expected(pathname: string, options: PathOptions): Outcome {
     if (options.semicolons === "reject" && text.includes(";")) reasons.add("path_parameters");
     if (text === "." || text === "..") reasons.add("path_dot_segment");
     else if (options.trailingDots === "reject" && text.endsWith(".")) reasons.add("path_trailing_dot");
+    else if (options.trailingDots === "reject" && text.endsWith(" ")) reasons.add("path_trailing_space");
+    if (options.trailingDots === "reject" && text.includes(":$")) reasons.add("path_windows_stream");
     if (/[\uD800-\uDFFF]/u.test(text.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ""))) reasons.add("path_invalid_utf8");
     if (!reasons.size) output.push(spellCanonically(text));
   });
