@@ -6,9 +6,11 @@
 
 /**
  * Headers that let a client change, after our check, the method or path an origin framework acts on
- * (method overrides; IIS/Symfony `X-Original-URL` and `X-Rewrite-URL`). Never forwarded.
+ * (method overrides; IIS/Symfony `X-Original-URL` and `X-Rewrite-URL`), or that tell an origin which URI a
+ * proxy received (nginx `auth_request`'s `X-Original-URI`, Traefik's `X-Forwarded-Uri`, Envoy's
+ * `X-Envoy-Original-Path`), which apps written for those proxies trust. Never forwarded.
  */
-const REROUTING = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
+const REROUTING = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-envoy-original-path"];
 
 /**
  * Headers that tell an origin which host, scheme, port or path prefix the client used (RFC 7239 `Forwarded`
