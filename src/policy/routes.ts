@@ -11,9 +11,8 @@ import { canonicalSegment, DEFAULT_PATH_POLICY, type PathOptions, type PathPolic
  * `server_name`), so a port must not move a request from the host's rules to weaker ones.
  *
  * Precedence, first difference wins: a rule with a `host` and port beats one with the host alone, which beats
- * one without; then segment by segment, a
- * literal beats `:param`/`*`, which beat `**`; then the longer pattern; then a rule naming methods beats
- * one with `*`. Two rules that could match one request and tie on all of that are a configuration error
+ * one without; then segment by segment, a literal beats `:param`/`*`, which beat `**`; then the longer
+ * pattern; then a rule naming methods beats one with `*`. Two rules that could match one request and tie on all of that are a configuration error
  * (`findAmbiguities`), so the order of rules in the file never decides. Unmatched requests are denied.
  *
  * A trailing empty segment never changes which rule applies: `/admin` matches `/admin/` too (Express
