@@ -12,8 +12,9 @@ import { canonicalSegment, DEFAULT_PATH_POLICY, type PathOptions, type PathPolic
  *
  * Precedence, first difference wins: a rule with a `host` and port beats one with the host alone, which beats
  * one without; then segment by segment, a literal beats `:param`/`*`, which beat `**`; then the longer
- * pattern; then a rule naming methods beats one with `*`. Two rules that could match one request and tie on all of that are a configuration error
- * (`findAmbiguities`), so the order of rules in the file never decides. Unmatched requests are denied.
+ * pattern; then a rule naming methods beats one with `*`. Two rules that could match one request and tie on
+ * all of that are a configuration error (`findAmbiguities`), so the order of rules in the file never decides.
+ * Unmatched requests are denied.
  *
  * A trailing empty segment never changes which rule applies: `/admin` matches `/admin/` too (Express
  * non-strict routing and Spring before 6 serve both alike, so an exact match would let `/admin/` fall to
