@@ -251,6 +251,7 @@ export function matchRoute(routes: readonly CompiledRoute[], request: RouteReque
   const path = options.caseInsensitive ? request.path.toLowerCase() : request.path;
   const parts = pathParts(path);
   const exact = bestMatch(routes, request, parts);
+  if (exact && path.length > 1 && path.endsWith("/")) checkTrailingSlash(routes, request, parts, exact);
   if (!options.suffixMatch) return exact;
   const last = parts[parts.length - 1]!;
   const dot = last.indexOf(".", 1);
@@ -258,6 +259,21 @@ export function matchRoute(routes: readonly CompiledRoute[], request: RouteReque
   const named = exact?.segments.length === parts.length && exact.segments[parts.length - 1]?.kind === "literal";
   if (named) return exact;
   return bestMatch(routes, request, [...parts.slice(0, -1), last.slice(0, dot)]);
+}
+
+/**
+ * `/admin/` is matched like `/admin` (Express non-strict routing and Spring before 6 serve both alike), but
+ * strict routers (Hono, Go's ServeMux, nginx `location /admin/`) send it into the `/admin/*` handler. So when
+ * the rule for `/admin` and the rule for `/admin/**` (the same pattern followed by `**`) both apply and are
+ * different rules, the origin could act under either: refused (400) rather than guessed.
+ */
+function checkTrailingSlash(routes: readonly CompiledRoute[], request: RouteRequest, parts: readonly string[], exact: CompiledRoute): void {
+  const subtree = bestMatch(routes, request, [...parts, ""]);
+  if (!subtree || subtree === exact) return;
+  const length = exact.segments.length;
+  if (subtree.segments.length !== length + 1 || subtree.segments[length]!.kind !== "rest") return;
+  const same = (a: Segment, b: Segment) => a.kind === b.kind && (a.kind !== "literal" || a.value === (b as { value: string }).value);
+  if (exact.segments.every((segment, i) => same(segment, subtree.segments[i]!))) throw new GateError("invalid_request", "path_trailing_slash_ambiguous");
 }
 
 function bestMatch(routes: readonly CompiledRoute[], request: RouteRequest, parts: readonly string[]): CompiledRoute | undefined {

@@ -170,6 +170,30 @@ describe("T-I12 /admin., /admin./x, /admin.json, /admin/, /admin%2E, /ADMIN agai
     await public_(gate, "/admin::$DATA", "/admin::$DATA");
   });
 
+  it("T-I12 /admin/ with different rules for /admin and /admin/** is refused: strict routers (Hono, Go, nginx) send it to /admin/*", async () => {
+    const { key, gate } = await setup(
+      withRoutes([
+        { path: "/admin", methods: ["GET"], access: "public" },
+        { path: "/admin/**", scopes: ["admin"] },
+        { path: "/users/:id", methods: ["GET"], scopes: ["items:read"] },
+        { path: "/users/:id/**", scopes: ["admin"] },
+        { path: "/docs", access: "public" },
+        { path: "/**", scopes: ["admin"] },
+      ]),
+    );
+    const t = await tokens(key, "items:read");
+    for (const path of ["/admin/", "/users/7/"]) {
+      await expectRefused(gate, path, "GET", t);
+      expect(gate.logs.filter((line) => line.event === "decision").at(-1)?.reason).toBe("path_trailing_slash_ambiguous");
+    }
+    // Without the trailing slash, and below it, each rule applies as before.
+    await public_(gate, "/admin", "/admin");
+    await expectRejected(gate, await gate.request("/admin/x"), 401);
+    expect((await originSaw(await gate.request("/users/7", { headers: bearer(t.weak) }))).path).toBe("/users/7");
+    // A catch-all is not the pattern's own subtree: /docs/ stays under the /docs rule.
+    await public_(gate, "/docs/", "/docs/");
+  });
+
   it('T-I12 paths.trailing_dots = "allow": a trailing dot is an ordinary character, matched and forwarded as is', async () => {
     const { key, gate } = await setup(withRoutes(rules, { trailing_dots: "allow" }));
     const t = await tokens(key, "items:read");

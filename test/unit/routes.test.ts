@@ -84,15 +84,33 @@ describe("T-I12 a pattern that ends beats the same prefix followed by **", () =>
   );
   const scope = (path: string) => matchRoute(routes, { method: "GET", host: "x", path })?.rule.scopes[0];
 
-  it("T-I12 /admin and /admin/ get the /admin rule, never the weaker /admin/**; deeper paths keep their rules", () => {
+  it("T-I12 /admin gets the /admin rule, never the weaker /admin/**; /admin/, which routers split, is refused; deeper paths keep their rules", () => {
     // Before: "the longer pattern wins" gave /admin and /admin/ to /admin/**, so the strict rule never applied.
-    expect([scope("/admin"), scope("/admin/")]).toEqual(["admin", "admin"]);
+    // Non-strict routers serve /admin/ with the /admin handler, strict ones (Hono, Go) with /admin/*: neither rule can be chosen.
+    expect(scope("/admin")).toBe("admin");
+    expect(() => scope("/admin/")).toThrow(expect.objectContaining({ reason: "path_trailing_slash_ambiguous", status: 400 }));
     expect([scope("/admin/7"), scope("/admin/7/x"), scope("/admins"), scope("/")]).toEqual(["one", "weak", "any", "any"]);
   });
 
   it("T-I12 the order of rules in the file does not decide", () => {
-    const reversed = compileRoutes(routeConfigs([{ path: "/admin", scopes: ["admin"] }, { path: "/admin/**", scopes: ["weak"] }]));
-    expect(matchRoute(reversed, { method: "GET", host: "x", path: "/admin/" })?.rule.scopes[0]).toBe("admin");
+    for (const routes of [
+      [{ path: "/admin", scopes: ["admin"] }, { path: "/admin/**", scopes: ["weak"] }],
+      [{ path: "/admin/**", scopes: ["weak"] }, { path: "/admin", scopes: ["admin"] }],
+    ]) {
+      const compiled = compileRoutes(routeConfigs(routes));
+      expect(matchRoute(compiled, { method: "GET", host: "x", path: "/admin" })?.rule.scopes[0]).toBe("admin");
+      expect(() => matchRoute(compiled, { method: "GET", host: "x", path: "/admin/" })).toThrow(expect.objectContaining({ reason: "path_trailing_slash_ambiguous" }));
+    }
+  });
+
+  it("T-I12 /admin/ with only one of the two rules, or a catch-all instead of /admin/**, is that rule's", () => {
+    const only = (routes: { path: string; scopes: string[] }[], path: string) => matchRoute(compileRoutes(routeConfigs(routes)), { method: "GET", host: "x", path })?.rule.scopes[0];
+    expect(only([{ path: "/admin", scopes: ["admin"] }], "/admin/")).toBe("admin");
+    expect(only([{ path: "/admin/**", scopes: ["weak"] }], "/admin/")).toBe("weak");
+    expect(only([{ path: "/admin", scopes: ["admin"] }, { path: "/**", scopes: ["any"] }], "/admin/")).toBe("admin");
+    // A literal subtree beats a parameter at the first segment: /admin/** is the rule, nothing to refuse.
+    expect(only([{ path: "/:x", scopes: ["one"] }, { path: "/admin/**", scopes: ["weak"] }], "/admin/")).toBe("weak");
+    expect(() => only([{ path: "/:x", scopes: ["one"] }, { path: "/:x/**", scopes: ["weak"] }], "/admin/")).toThrow(expect.objectContaining({ reason: "path_trailing_slash_ambiguous" }));
   });
 });
 
