@@ -3,7 +3,7 @@ import { BUILT_IN_HEADERS, reservedHeaderReason } from "../forward/headers";
 import { isAllowedUrl } from "../lib/url";
 import { compileOperations, operationTies, unmatchableName } from "../policy/mcp";
 import { canonicalPath, pathPolicy } from "../policy/path";
-import { compileRoutes, findAmbiguities, RoutePatternError } from "../policy/routes";
+import { compileRoutes, findAmbiguities, headBesideGet, RoutePatternError } from "../policy/routes";
 import { HMAC_ALGORITHMS, protectedResourceList, type ConfigSchema, type IssuerConfig, type ResolvedConfig, type RouteConfig } from "./schema";
 
 /**
@@ -210,6 +210,33 @@ const routePatternsMatchable: ConfigRule = (config) => {
   }
 };
 
+/** What a rule asks of a request besides its scopes, for comparing two rules. */
+const requirementsBesideScopes = (rule: RouteConfig) =>
+  JSON.stringify([rule.access, [...rule.scopes_any].sort(), rule.claims, rule.report_only, rule.introspect, rule.dpop ?? null, rule.mcp ?? null]);
+
+/** Whether `head` asks at least what `get` asks: refuses everything, or the same with the same or more scopes. */
+const asksAtLeast = (head: RouteConfig, get: RouteConfig) =>
+  head.access === "deny" || (requirementsBesideScopes(head) === requirementsBesideScopes(get) && get.scopes.every((scope) => head.scopes.includes(scope)));
+
+/**
+ * A HEAD rule beside the GET rule of the same pattern must ask at least as much: origins answer HEAD with
+ * their GET handler (its work done, its headers sent), so a weaker HEAD rule would run the GET handler under it.
+ */
+const headRulesAsGet: ConfigRule = (config) => {
+  try {
+    return headBesideGet(compileRoutes(config.routes, pathPolicy(config.paths)))
+      .filter(([head, get]) => !asksAtLeast(head.rule, get.rule))
+      .map(([head, get]) => ({
+        field: `routes.${head.index}.methods`,
+        message: `names HEAD apart from routes.${get.index}, which covers GET for the same pattern, and asks less: origins answer HEAD with their GET handler, so list HEAD in routes.${get.index} instead (or ask at least what it asks)`,
+      }));
+  } catch (error) {
+    // A pattern error is reported by routePatternsMatchable.
+    if (error instanceof RoutePatternError) return none;
+    throw error;
+  }
+};
+
 /**
  * A resource's path says which requests it covers, compared with their canonical paths: it must be spelled
  * canonically, and each resource needs its own (its document is served at it).
@@ -253,6 +280,7 @@ const CONFIG_RULES: ConfigRule[] = [
   ownHeadersOutsideNamespace,
   eachRoute(tokenOnlyFields, oneClaimOperator, mcpOperations),
   routePatternsMatchable,
+  headRulesAsGet,
   resourcePathsCanonicalAndDistinct,
 ];
 

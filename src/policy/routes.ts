@@ -224,6 +224,21 @@ export function findAmbiguities(routes: readonly CompiledRoute[]): [CompiledRout
   });
 }
 
+/**
+ * Pairs of a rule that names HEAD but not GET and a rule of the same shape (host + pattern) that covers GET
+ * (by name or `*`): the HEAD rule decides HEAD requests, while most origins (Hono, Express, Go, Rails) answer
+ * HEAD with their GET handler.
+ */
+export function headBesideGet(routes: readonly CompiledRoute[]): [head: CompiledRoute, get: CompiledRoute][] {
+  const byShape = new Map<string, CompiledRoute[]>();
+  for (const route of routes) byShape.set(shapeOf(route), [...(byShape.get(shapeOf(route)) ?? []), route]);
+  return routes.flatMap((head) => {
+    if (head.methods === "any" || !head.methods.has("HEAD") || head.methods.has("GET")) return [];
+    const get = byShape.get(shapeOf(head))!.find((other) => other !== head && (other.methods === "any" || other.methods.has("GET")));
+    return get ? [[head, get] as [CompiledRoute, CompiledRoute]] : [];
+  });
+}
+
 /** Two rules of one shape and one kind of method list: whether their methods overlap. */
 function tie(a: CompiledRoute, b: CompiledRoute): boolean {
   if (a.methods === "any" || b.methods === "any") return true;

@@ -10,7 +10,7 @@ describe("route precedence", () => {
       { path: "/v1/users/:id", methods: ["GET"], scopes: ["users:read"] },
       { path: "/v1/users/me", methods: ["GET"], scopes: ["self"] },
       { path: "/v1/users/*/posts", methods: ["GET", "POST"], scopes: ["posts"] },
-      { path: "/v1/users/:id", methods: ["HEAD"], scopes: ["users:head"] },
+      { path: "/v1/users/:id", methods: ["HEAD"], scopes: ["users:head", "users:read"] },
       { path: "/", methods: ["GET"], access: "public" },
       { path: "/v1/**", host: "admin.example.com", scopes: ["admin-host"] },
     ]),
@@ -111,6 +111,28 @@ describe("T-I12 a pattern that ends beats the same prefix followed by **", () =>
     // A literal subtree beats a parameter at the first segment: /admin/** is the rule, nothing to refuse.
     expect(only([{ path: "/:x", scopes: ["one"] }, { path: "/admin/**", scopes: ["weak"] }], "/admin/")).toBe("weak");
     expect(() => only([{ path: "/:x", scopes: ["one"] }, { path: "/:x/**", scopes: ["weak"] }], "/admin/")).toThrow(expect.objectContaining({ reason: "path_trailing_slash_ambiguous" }));
+  });
+});
+
+describe("T-E3 a HEAD rule weaker than the GET rule of its pattern is a configuration error (origins answer HEAD with the GET handler)", () => {
+  it.each([
+    ["public HEAD beside a token GET", [{ path: "/report", methods: ["GET"], scopes: ["admin"] }, { path: "/report", methods: ["HEAD"], access: "public" as const }]],
+    ["fewer scopes", [{ path: "/r/:id", methods: ["GET", "POST"], scopes: ["a", "b"] }, { path: "/r/:x", methods: ["HEAD"], scopes: ["a"] }]],
+    ["report-only HEAD", [{ path: "/r", methods: ["GET"], scopes: ["a"] }, { path: "/r", methods: ["HEAD"], scopes: ["a"], report_only: true }]],
+    ["beside a * rule", [{ path: "/r/**", scopes: ["a"] }, { path: "/r/**", methods: ["HEAD", "OPTIONS"], access: "optional" as const }]],
+    ["on one host", [{ path: "/r", host: "api.test", methods: ["GET"], scopes: ["a"] }, { path: "/r", host: "API.test.", methods: ["HEAD"], scopes: [] }]],
+  ])("%s", (_label, routes) => {
+    expect(issuesFor(routes as PortcullisConfig["routes"])).toEqual([expect.stringMatching(/^routes\.1\.methods: names HEAD apart from routes\.0, which covers GET for the same pattern, and asks less/)]);
+  });
+
+  it.each([
+    ["the same requirements", [{ path: "/r", methods: ["GET"], scopes: ["a"] }, { path: "/r", methods: ["HEAD"], scopes: ["a"] }]],
+    ["more scopes", [{ path: "/r", methods: ["GET"], scopes: ["a"] }, { path: "/r", methods: ["HEAD"], scopes: ["b", "a"] }]],
+    ["a denying HEAD rule", [{ path: "/r", methods: ["GET"], access: "public" as const }, { path: "/r", methods: ["HEAD"], access: "deny" as const }]],
+    ["another pattern", [{ path: "/r", methods: ["GET"], scopes: ["a"] }, { path: "/r/**", methods: ["HEAD"], access: "public" as const }]],
+    ["another host", [{ path: "/r", methods: ["GET"], scopes: ["a"] }, { path: "/r", host: "other.test", methods: ["HEAD"], access: "public" as const }]],
+  ])("%s is fine", (_label, routes) => {
+    expect(issuesFor(routes as PortcullisConfig["routes"])).toEqual([]);
   });
 });
 
