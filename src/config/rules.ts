@@ -1,5 +1,5 @@
 import type * as v from "valibot";
-import { BUILT_IN_HEADERS, reservedHeaderReason } from "../forward/headers";
+import { BUILT_IN_HEADERS, headerPrefixConflict, reservedHeaderReason } from "../forward/headers";
 import { isAllowedUrl } from "../lib/url";
 import { compileOperations, operationTies, unmatchableName } from "../policy/mcp";
 import { canonicalPath, pathPolicy } from "../policy/path";
@@ -124,11 +124,16 @@ const introspectRoutesHaveIntrospection: ConfigRule = (config) =>
 
 const claimHeadersInNamespace: ConfigRule = (config) => {
   const prefix = config.forward.header_prefix;
+  const conflict = headerPrefixConflict(prefix);
+  // With such a prefix every claim header would be suspect; the prefix is the field to change.
+  if (conflict) return issue("forward.header_prefix", `must not be the start of ${conflict}: the identity namespace is stripped from every request and filled from claims; choose one of your own, such as "x-auth-"`);
   const builtIn = new Set(BUILT_IN_HEADERS.map((name) => prefix + name));
   return Object.keys(config.forward.claim_headers).flatMap((header) => {
     const field = `forward.claim_headers.${header}`;
     if (!header.startsWith(prefix) || header === prefix) return issue(field, `must start with the header prefix "${prefix}" so client copies are always stripped`);
-    return builtIn.has(header) ? issue(field, "is a built-in claim header") : none;
+    if (builtIn.has(header)) return issue(field, "is a built-in claim header");
+    const reserved = reservedHeaderReason(header);
+    return reserved ? issue(field, reserved) : none;
   });
 };
 

@@ -54,10 +54,53 @@ export function hasMethodOverride(headers: Headers): boolean {
  */
 export function reservedHeaderReason(name: string): string | undefined {
   const folded = fold(name);
-  if (["authorization", "proxy-authorization", "cookie"].includes(folded)) return "is a credentials header";
+  if (["authorization", "proxy-authorization", "cookie", "dpop"].includes(folded)) return "is a credentials header";
   if (HOP_BY_HOP.has(folded) || ["upgrade", "host", "content-length"].includes(folded)) return "is a hop-by-hop or message-framing header";
+  if (folded.startsWith("content-")) return "is a content header: it tells the origin how to read the body";
   if (REROUTING.includes(folded) || FORWARDED_HOST.has(folded)) return "is a header the gate strips or sets for another purpose";
+  if (CLIENT_ADDRESS.has(folded)) return "is a header origins read the client's address from";
   return undefined;
+}
+
+/** Headers origins and proxies take the client's address from (IP allow-lists, rate limits, audit logs). */
+const CLIENT_ADDRESS = new Set(["x-forwarded-for", "x-real-ip", "true-client-ip", "cf-connecting-ip", "cf-connecting-ipv6", "x-client-ip", "x-cluster-client-ip"]);
+
+/**
+ * Header names a `header_prefix` must not be the start of: the identity namespace is stripped from every
+ * client request and filled from verified claims, so a prefix such as `x-` or `content-` would strip what
+ * the origin needs from the client (`X-Request-Id`, `Content-Type`) and let a claim header take a name
+ * the origin reads for something else (`X-HTTP-Method-Override`, `X-Forwarded-Prefix`, `X-Real-IP`).
+ */
+const WELL_KNOWN = [
+  ...REROUTING,
+  ...FORWARDED_HOST,
+  ...HOP_BY_HOP,
+  ...CLIENT_ADDRESS,
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "dpop",
+  "host",
+  "upgrade",
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "accept",
+  "origin",
+  "user-agent",
+  "access-control-request-method",
+  "sec-fetch-site",
+  "cf-ray",
+  "mcp-session-id",
+  "mcp-protocol-version",
+  "x-request-id",
+  "traceparent",
+];
+
+/** The first well-known header a `header_prefix` would claim, or undefined when it claims none. */
+export function headerPrefixConflict(prefix: string): string | undefined {
+  const folded = fold(prefix);
+  return WELL_KNOWN.find((name) => name.startsWith(folded));
 }
 
 export interface StripOptions {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load";
+import { reservedHeaderReason } from "../../src/forward/headers";
 
 /** The headers the gate sets itself (assertion, shared secret) are configuration errors when they clash (I17). */
 
@@ -62,5 +63,34 @@ describe("T-I17 the gate's own headers", () => {
   it("T-I17 ordinary names and the defaults are accepted", () => {
     expect(parseConfig({ ...base, forward: { assertion: ASSERTION } }).ok).toBe(true);
     expect(parseConfig({ ...base, forward: { assertion: { ...ASSERTION, header: "x-gateway-assertion" }, shared_secret: { header: "x-gateway-secret", secret: "S" } } }).ok).toBe(true);
+  });
+});
+
+describe("T-F1 T-F2 the identity namespace and claim headers never take a header the origin reads for something else", () => {
+  it.each(["x-", "content-", "cf-", "sec-", "access-control-", "proxy-", "x-forwarded-", "x-http-", "x-real-", "mcp-", "x-original-"])("T-F2 header_prefix %s: an error naming the field and the header it would claim", (prefix) => {
+    const issues = issuesOf({ header_prefix: prefix });
+    expect(Object.keys(issues)).toEqual(["forward.header_prefix"]);
+    expect(issues["forward.header_prefix"]).toMatch(/^must not be the start of [a-z-]+: the identity namespace is stripped from every request and filled from claims/);
+  });
+
+  it.each([
+    ["x-http-method-override", "is a header the gate strips or sets for another purpose"],
+    ["x-forwarded-prefix", "is a header the gate strips or sets for another purpose"],
+    ["x-forwarded-for", "is a header origins read the client's address from"],
+    ["x-real-ip", "is a header origins read the client's address from"],
+    ["content-type", "is a content header: it tells the origin how to read the body"],
+    ["dpop", "is a credentials header"],
+  ])("T-F2 %s is reserved: %s", (header, message) => {
+    expect(reservedHeaderReason(header)).toBe(message);
+  });
+
+  it("T-F2 a claim header inside an accepted prefix that still names a reserved header: an error naming it", () => {
+    expect(issuesOf({ header_prefix: "content-x-", claim_headers: { "content-x-tenant": "tid" } })).toEqual({
+      "forward.claim_headers.content-x-tenant": "is a content header: it tells the origin how to read the body",
+    });
+  });
+
+  it("T-F1 ordinary prefixes and claim headers are accepted", () => {
+    for (const prefix of ["x-auth-", "x-user-", "x-id-", "x-a-b-", "x-portcullis-"]) expect([prefix, parseConfig({ ...base, forward: { header_prefix: prefix, claim_headers: { [`${prefix}tenant`]: "tid" } } }).ok]).toEqual([prefix, true]);
   });
 });
