@@ -142,7 +142,9 @@ export async function explainWithProof(config: ResolvedConfig, input: ExplainReq
 
 /** The gate's steps up to the DPoP proof: a final answer, or what is left to decide. */
 function explainSteps(config: ResolvedConfig, input: ExplainRequest): Steps {
-  const url = new URL(input.url, "https://localhost");
+  // A path alone goes after the origin, never through URL resolution: `//admin/x` and `/\admin/x` would be
+  // read as a host (a protocol-relative reference), while the gate sees them as paths.
+  const url = input.url.startsWith("/") ? new URL(`https://localhost${input.url}`) : new URL(input.url, "https://localhost");
   const method = input.method.toUpperCase();
   const headers = new Headers(input.headers);
   if (input.token !== undefined) headers.set("authorization", `${headers.has("dpop") ? "DPoP" : "Bearer"} ${input.token}`);
@@ -156,7 +158,8 @@ function explainSteps(config: ResolvedConfig, input: ExplainRequest): Steps {
     const request = canonicalRequest(method, url, rules.paths, config);
     heading.path = request.path;
     checkMethodOverride(request, headers, config.methods);
-    const preflight = corsPreflight({ method, headers, body: null }, request, rules.routes, rules.paths, config.methods);
+    // A body given is a body sent: a preflight with one is refused, as the gate refuses it.
+    const preflight = corsPreflight({ method, headers, body: input.body ?? null }, request, rules.routes, rules.paths, config.methods);
     if (preflight) {
       const decision = decidePreflight(rules, request, preflight);
       if (decision.rule) {

@@ -58,6 +58,30 @@ describe("explain", () => {
     if (explained.rule) expect(decision.rule).toBe(explained.rule);
   });
 
+  it("a path alone is a path: //admin/x and /\\admin/x are never read as a host; a preflight's body counts (agrees with the gate)", async () => {
+    for (const paths of [{ empty_segments: "merge" as const }, {}]) {
+      const withPaths = (f: Fixture) => ({ ...config(f), paths, routes: [...config(f).routes, { path: "/**", access: "public" as const }] });
+      const { gate, fixture } = await setup(withPaths);
+      const parsed = parseConfig(withPaths(fixture));
+      if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+      for (const path of ["//admin/x", "/\\admin/x", "//public/x"]) {
+        const explained = explain(parsed.config, { method: "GET", url: path });
+        const response = await gate.request(`https://api.test${path}`);
+        await response.arrayBuffer();
+        expect([paths, path, explained.host, explained.status ?? 200]).toEqual([paths, path, "localhost", response.status]);
+      }
+    }
+    const { gate, fixture } = await setup(config);
+    const parsed = parseConfig(config(fixture));
+    if (!parsed.ok) throw new Error("config");
+    const preflight = { origin: "https://app.test", "access-control-request-method": "POST" };
+    const explained = explain(parsed.config, { method: "OPTIONS", url: "/items/1", headers: preflight, body: "x" });
+    const response = await gate.request("/items/1", { method: "OPTIONS", headers: preflight, body: "x" });
+    await response.arrayBuffer();
+    expect([explained.status, explained.reason]).toEqual([response.status, "preflight_with_body"]);
+    expect(explain(parsed.config, { method: "OPTIONS", url: "/items/1", headers: preflight })).toMatchObject({ decision: "allow", reason: "preflight_allowed" });
+  });
+
   it("describes the canonical path, rule and requirement", async () => {
     const fixture = (await setup()).fixture;
     const parsed = parseConfig(config(fixture));
