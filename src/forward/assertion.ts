@@ -80,6 +80,8 @@ export async function mintAssertion(ring: KeyRing, config: AssertionConfig, inpu
     htm: input.method,
     htu: input.url.href,
     host: input.host,
+    // The identity namespace too: a verifier set up with another prefix would not see the headers `hdrs` covers.
+    hpx: input.headerPrefix,
     hdrs: names,
     hdh: await headersDigest(names, input.headers),
     ...(contentDigest ? { cdg: contentDigest } : {}),

@@ -11,9 +11,10 @@
  *
  * It checks the signature (EdDSA or ES256, explicit `typ`), `iss`, `aud`, a lifetime of at most 60 s, the
  * binding to this exact request (method; the raw request target, byte for byte, in canonical form; the host
- * the gate matched against `X-Forwarded-Host`; optionally scheme and host of the URL), the identity headers
- * (exactly the ones the gate set, unaltered), `Content-Digest` when the gate saw one, and, with a replay
- * store, that the assertion was not used before.
+ * the gate matched against `X-Forwarded-Host`, which must be present; optionally scheme and host of the URL),
+ * no method-override or rewrite header (the gate strips them all), the identity headers (exactly the ones the
+ * gate set, unaltered), `Content-Digest` when the gate saw one (the body itself is the caller's to check
+ * against it), and, with a replay store, that the assertion was not used before.
  */
 import { base64url, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 
@@ -92,7 +93,7 @@ export async function verifyAssertion(request: OriginRequest, options: VerifyAss
       audience: options.audience,
       algorithms: ["EdDSA", "ES256"],
       typ: ASSERTION_TYP,
-      requiredClaims: ["iat", "exp", "jti", "htm", "htu", "host"],
+      requiredClaims: ["iat", "exp", "jti", "htm", "htu", "host", "hpx"],
       clockTolerance: options.clockTolerance ?? 5,
     }));
   } catch (error) {
@@ -106,9 +107,14 @@ export async function verifyAssertion(request: OriginRequest, options: VerifyAss
   if (!isCanonicalTarget(target)) throw new AssertionError("target_not_canonical");
   if (target !== originForm(String(claims.htu))) throw new AssertionError("url_mismatch");
   if (options.matchOrigin && !sameOrigin(String(claims.htu), options.url ?? request.url)) throw new AssertionError("url_mismatch");
-  const forwardedHost = request.headers.get("x-forwarded-host");
-  if (typeof claims.host !== "string" || (forwardedHost !== null && forwardedHost !== claims.host)) throw new AssertionError("host_mismatch");
+  // The gate always sends the host it matched; a request without it did not come from the gate as sent.
+  if (typeof claims.host !== "string" || request.headers.get("x-forwarded-host") !== claims.host) throw new AssertionError("host_mismatch");
+  // The gate strips these from every request: one here was added after it, to reroute what it authorized.
+  if ([...request.headers.keys()].some((name) => REROUTING.includes(name.toLowerCase().replace(/_/g, "-")))) throw new AssertionError("rerouting_header");
 
+  // Set up with another prefix than the gate's, the check below would look at the wrong headers: a client's
+  // copy in the gate's namespace could pass for identity the gate never set.
+  if (claims.hpx !== prefix) throw new AssertionError("header_prefix_mismatch");
   const names = Array.isArray(claims.hdrs) ? (claims.hdrs as unknown[]).filter((name): name is string => typeof name === "string") : [];
   const present = [...request.headers.keys()].map((name) => name.toLowerCase()).filter((name) => name.replace(/_/g, "-").startsWith(prefix));
   const expected = new Set(names);
@@ -127,6 +133,13 @@ export async function verifyAssertion(request: OriginRequest, options: VerifyAss
     claims,
   };
 }
+
+/**
+ * Headers that make an origin framework act on another method or path than the request line's (method
+ * overrides, `X-Original-URL` and relatives): the gate's list (src/forward/headers.ts), repeated here because
+ * this file ships on its own.
+ */
+const REROUTING = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "x-original-uri", "x-forwarded-uri", "x-envoy-original-path"];
 
 /** The `sender` claim's known members (strings only), as `{ sender }`, or nothing. */
 function senderOf(value: unknown): { sender?: { jkt?: string; "x5t#S256"?: string } } {

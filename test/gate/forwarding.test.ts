@@ -187,8 +187,11 @@ describe("signed assertion", () => {
     // Capture what the gate sends (via the echo origin) and replay it at the example origin as an attacker.
     const echo = await assertingGate();
     const headers = await capturedAssertion(echo.key, echo.gate, "/items/7");
-    const forwarded = Object.fromEntries(Object.entries(headers).filter(([name]) => name.startsWith("x-auth-") || name === "x-portcullis-assertion"));
+    const forwarded = Object.fromEntries(Object.entries(headers).filter(([name]) => name.startsWith("x-auth-") || name === "x-portcullis-assertion" || name === "x-forwarded-host"));
     expect(await toExampleOrigin("/items/7", {})).toEqual({ status: 401, body: { ok: false, error: "missing" } });
+    const { "x-forwarded-host": _host, ...withoutHost } = forwarded;
+    expect((await toExampleOrigin("/items/7", withoutHost)).body.error).toBe("host_mismatch");
+    expect((await toExampleOrigin("/items/7", { ...forwarded, "x-http-method-override": "DELETE" })).body.error).toBe("rerouting_header");
     expect((await toExampleOrigin("/admin/7", forwarded)).body.error).toBe("url_mismatch");
     expect((await toExampleOrigin("/items/7", { ...forwarded, "x-auth-sub": "admin" })).body.error).toBe("headers_mismatch");
     expect((await toExampleOrigin("/items/7", { ...forwarded, "x-auth-role": "admin" })).body.error).toBe("headers_mismatch");

@@ -108,7 +108,7 @@ describe("T-I8 the origin verifier compares the raw request target", () => {
 });
 
 describe("T-I5 the assertion binds the host the gate matched", () => {
-  it("T-I5 the verified host is returned; X-Forwarded-Host, when present, must equal it exactly", async () => {
+  it("T-I5 the verified host is returned; X-Forwarded-Host, which the gate always sends, must be there and equal it exactly", async () => {
     const headers = await forwarded("/a");
     const request = (forwardedHost: string | null) => {
       const copy = new Headers(headers);
@@ -117,10 +117,39 @@ describe("T-I5 the assertion binds the host the gate matched", () => {
       return { method: "GET", url: "https://origin.test/a", headers: copy };
     };
     await expect(verifyAssertion(request(HOST), await options())).resolves.toMatchObject({ host: HOST });
-    await expect(verifyAssertion(request(null), await options())).resolves.toMatchObject({ host: HOST });
+    // Removed on the way (a captured assertion replayed with another Host): not the request the gate sent.
+    expect(await outcome(verifyAssertion(request(null), await options()))).toBe("host_mismatch");
     for (const spoofed of ["evil.test", "API.EXAMPLE.TEST", `${HOST}.`, `${HOST}:443`, `${HOST}, evil.test`, ""]) {
       expect(await outcome(verifyAssertion(request(spoofed), await options()))).toBe("host_mismatch");
     }
+  });
+
+  it("T-F1 a verifier set up with another header prefix than the gate's refuses, rather than check the wrong headers", async () => {
+    // The gate's namespace is x-auth-; an origin reading x-user-* would otherwise accept a client's x-user-sub.
+    const headers = await forwarded("/a");
+    headers.set("x-user-sub", "admin");
+    const request = { method: "GET", url: "https://origin.test/a", headers };
+    expect(await outcome(verifyAssertion(request, await options({ headerPrefix: "x-user-" })))).toBe("header_prefix_mismatch");
+    expect(await outcome(verifyAssertion(request, await options({ headerPrefix: "X-Auth-" })))).toBe("accepted");
+  });
+
+  it("T-F2 a method-override or rewrite header, which the gate strips, means the request was changed after it: refused", async () => {
+    const headers = await forwarded("/a");
+    for (const [name, value] of [
+      ["x-http-method-override", "DELETE"],
+      ["X-HTTP-Method", "DELETE"],
+      ["x_method_override", "DELETE"],
+      ["x-original-url", "/admin/drop"],
+      ["X-Rewrite-URL", "/admin/drop"],
+      ["x-original-uri", "/admin/drop"],
+      ["x-forwarded-uri", "/admin/drop"],
+      ["x-envoy-original-path", "/admin/drop"],
+    ]) {
+      const copy = new Headers(headers);
+      copy.set(name!, value!);
+      expect([name, await outcome(verifyAssertion({ method: "GET", url: "https://origin.test/a", headers: copy }, await options()))]).toEqual([name, "rerouting_header"]);
+    }
+    await expect(verifyAssertion({ method: "GET", url: "https://origin.test/a", headers }, await options())).resolves.toMatchObject({ host: HOST });
   });
 
   it("T-I5 an assertion without a host claim is invalid", async () => {
