@@ -41,6 +41,11 @@ export interface GateDecision {
   rule: string;
   /** Present when identity headers were set: a verified token on a `token` or `optional` route. */
   identity?: Identity;
+  /**
+   * A CORS preflight let through without a token (`methods.cors_preflight = "forward"`): answer it with CORS
+   * headers only. A handler that serves every method (Hono `app.all`, `app.use`) must not act on it.
+   */
+  preflight?: true;
 }
 
 export type { Identity };
@@ -208,7 +213,9 @@ export function createGate(config: ResolvedConfig, options: PortcullisOptions = 
     decisions.allowed(decision, line, started);
     const { path, host, search } = target;
     const rule = decision.rule!;
-    return { decision: identity ? { path, host, search, rule, identity } : { path, host, search, rule }, headers };
+    const gateDecision: GateDecision = identity ? { path, host, search, rule, identity } : { path, host, search, rule };
+    if (decision.outcome === "allow_preflight") gateDecision.preflight = true;
+    return { decision: gateDecision, headers };
   };
 
   /** `refusal` undefined: no credentials were sent, a bare challenge (RFC 6750 3.1). */

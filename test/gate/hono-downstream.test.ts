@@ -23,7 +23,7 @@ async function appWithHandlers() {
   app.use("*", honoMiddleware(gate));
   // Hono's own method-override middleware reads `_method` from the query: after the gate it must find none.
   app.use("*", methodOverride({ app, query: "_method" }));
-  app.all("*", (c) => c.json({ method: c.req.method, url: c.req.url, override: c.req.query("_method") ?? null, token: c.req.query("access_token") ?? null }));
+  app.all("*", (c) => c.json({ method: c.req.method, url: c.req.url, override: c.req.query("_method") ?? null, token: c.req.query("access_token") ?? null, decision: c.get("portcullis") }));
   return { app, key };
 }
 
@@ -39,6 +39,15 @@ describe("Hono mount: the handlers after the middleware see the authorized reque
     const viaQuery = await app.request(`https://api.test/items/1?access_token=${token}&x=%2F`);
     expect(viaQuery.status).toBe(200);
     expect(await viaQuery.json()).toMatchObject({ url: "https://api.test/items/1?x=%2F", token: null });
+  });
+
+  it("T-I2 a CORS preflight let through without a token is marked as one for the handlers; other requests are not", async () => {
+    const { app, key } = await appWithHandlers();
+    const preflight = await app.request("https://api.test/items/1", { method: "OPTIONS", headers: { origin: "https://app.test", "access-control-request-method": "GET" } });
+    expect(preflight.status).toBe(200);
+    expect(((await preflight.json()) as { decision: Record<string, unknown> }).decision).toMatchObject({ path: "/items/1", preflight: true });
+    const plain = await app.request("https://api.test/items/1", { headers: bearer(await mint(key, { scope: "items:read" })) });
+    expect(((await plain.json()) as { decision: Record<string, unknown> }).decision).not.toHaveProperty("preflight");
   });
 
   it("T-I1 the canonical path: decoded sub-delims and unreserved escapes, as matched", async () => {
