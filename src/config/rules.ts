@@ -4,7 +4,7 @@ import { isAllowedUrl } from "../lib/url";
 import { compileOperations, operationTies, unmatchableName } from "../policy/mcp";
 import { canonicalPath, pathPolicy } from "../policy/path";
 import { compileRoutes, findAmbiguities, headBesideGet, RoutePatternError } from "../policy/routes";
-import { HMAC_ALGORITHMS, protectedResourceList, type ConfigSchema, type IssuerConfig, type ResolvedConfig, type RouteConfig } from "./schema";
+import { HMAC_ALGORITHMS, METADATA_PREFIX, protectedResourceList, type ConfigSchema, type IssuerConfig, type ResolvedConfig, type RouteConfig } from "./schema";
 
 /**
  * Cross-field rules: everything a field-by-field schema cannot say, all of it here, judged by
@@ -257,6 +257,25 @@ const resourcePathsCanonicalAndDistinct: ConfigRule = (config) => {
   });
 };
 
+/**
+ * The assertion keys are served at `jwks_path` ahead of every rule: the path must be one a request can have
+ * (canonical, with the gate's path policy), and must not take over the metadata documents' namespace.
+ */
+const assertionKeysPathServable: ConfigRule = (config) => {
+  const path = config.forward.assertion?.jwks_path;
+  if (path === undefined) return none;
+  const field = "forward.assertion.jwks_path";
+  let canonical: string | undefined;
+  try {
+    canonical = canonicalPath(path, pathPolicy(config.paths));
+  } catch {
+    canonical = undefined;
+  }
+  if (canonical !== path) return issue(field, canonical === undefined ? "is a path no request can have (see the canonical path)" : `is not canonical: write ${JSON.stringify(canonical)}`);
+  if (path === "/" || path === METADATA_PREFIX || path.startsWith(`${METADATA_PREFIX}/`)) return issue(field, `must not be / or under ${METADATA_PREFIX} (the gate answers those paths itself)`);
+  return none;
+};
+
 function canonicalOrUndefined(path: string): string | undefined {
   try {
     return canonicalPath(path);
@@ -287,6 +306,7 @@ const CONFIG_RULES: ConfigRule[] = [
   routePatternsMatchable,
   headRulesAsGet,
   resourcePathsCanonicalAndDistinct,
+  assertionKeysPathServable,
 ];
 
 /**

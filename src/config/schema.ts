@@ -478,6 +478,9 @@ export type McpOperationConfig = McpConfig["operations"][number];
 export type ResourceConfig = v.InferOutput<typeof ResourceMetadataSchema>;
 
 /** The configured protected resources, each with its field path (`resource_metadata` or `resource_metadata.2`). */
+/** Where RFC 9728 metadata documents are served: this prefix, then the resource's path (section 3.1). */
+export const METADATA_PREFIX = "/.well-known/oauth-protected-resource";
+
 export function protectedResourceList(config: Pick<ResolvedConfig, "resource_metadata">): { resource: ResourceConfig; field: string }[] {
   const configured = config.resource_metadata;
   if (configured === undefined) return [];

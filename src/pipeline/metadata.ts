@@ -1,4 +1,4 @@
-import { protectedResourceList, type ResolvedConfig, type ResourceConfig, type RouteConfig } from "../config/schema";
+import { METADATA_PREFIX, protectedResourceList, type ResolvedConfig, type ResourceConfig, type RouteConfig } from "../config/schema";
 import { combinedRequirement } from "../policy/requirements";
 import { patternWithin, type CompiledRoute } from "../policy/routes";
 import { scopesSupported, type ScopeRequirement } from "../policy/scopes";
@@ -12,8 +12,8 @@ import { dpopAlgorithms, dpopRequiredEverywhere } from "./request";
  * its identifier's path and below; the longest covering resource is the request's.
  */
 
-/** Where every document lives: the well-known prefix the gate answers for when resources are configured. */
-export const METADATA_PREFIX = "/.well-known/oauth-protected-resource";
+// Where every document lives (config/schema.ts, which configuration validation reads too).
+export { METADATA_PREFIX };
 
 export function metadataUrl(resource: string): URL {
   const url = new URL(resource);

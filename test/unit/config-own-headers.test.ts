@@ -94,3 +94,21 @@ describe("T-F1 T-F2 the identity namespace and claim headers never take a header
     for (const prefix of ["x-auth-", "x-user-", "x-id-", "x-a-b-", "x-portcullis-"]) expect([prefix, parseConfig({ ...base, forward: { header_prefix: prefix, claim_headers: { [`${prefix}tenant`]: "tid" } } }).ok]).toEqual([prefix, true]);
   });
 });
+
+describe("T-I17 forward.assertion.jwks_path is a path the gate can serve", () => {
+  it.each([
+    ["/a/../k", "is a path no request can have"],
+    ["/k/.", "is a path no request can have"],
+    ["/.", "is a path no request can have"],
+    ["/k.", "is a path no request can have"],
+    ["/", "must not be / or under /.well-known/oauth-protected-resource"],
+    ["/.well-known/oauth-protected-resource", "must not be / or under /.well-known/oauth-protected-resource"],
+    ["/.well-known/oauth-protected-resource/keys", "must not be / or under /.well-known/oauth-protected-resource"],
+  ])("%s: %s", (path, message) => {
+    expect(issuesOf({ assertion: { ...ASSERTION, jwks_path: path } })["forward.assertion.jwks_path"]).toMatch(new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}`));
+  });
+
+  it("the default and ordinary paths are accepted", () => {
+    for (const path of ["/.well-known/portcullis-keys.json", "/keys/gate.json"]) expect(issuesOf({ assertion: { ...ASSERTION, jwks_path: path } })).toEqual({});
+  });
+});
