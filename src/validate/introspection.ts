@@ -76,7 +76,8 @@ export class Introspector {
     checkTokenFormat(settings, token);
     const key = await this.#cacheKey(token);
     const now = deps.now();
-    const cached = this.#cache.get(key) ?? (settings.kv_cache ? await this.#readKv(deps, key) : undefined);
+    // `cache_ttl = 0` means every request asks: not even another isolate's answer is taken.
+    const cached = this.#cache.get(key) ?? (settings.kv_cache && settings.cache_ttl > 0 ? await this.#readKv(deps, key, now) : undefined);
     if (cached && now < cached.expiresAt) {
       if (!cached.active) throw invalidToken(cached.reason);
       // Claims are cached, never the verdict: this configuration's checks decide on every hit.
@@ -345,12 +346,20 @@ export class Introspector {
     return discovered.url;
   }
 
-  async #readKv(deps: Deps, key: string): Promise<Entry | undefined> {
+  /**
+   * Another isolate's answer, kept no longer than this configuration's `cache_ttl` allows: from when it was
+   * written (`written_at`), or, for an entry without it, from now. A writer with a longer `cache_ttl` (an
+   * older deploy, another configuration) never extends how long a revoked token keeps working here.
+   */
+  async #readKv(deps: Deps, key: string, now: number): Promise<Entry | undefined> {
     if (!deps.kv) return undefined;
     try {
-      const stored = await deps.kv.get<{ v: 2; claims: JWTPayload; expires_at: number }>(KV_PREFIX + key, "json");
+      const stored = await deps.kv.get<{ v: 2; claims: JWTPayload; expires_at: number; written_at?: number }>(KV_PREFIX + key, "json");
       if (!stored || stored.v !== 2 || typeof stored.expires_at !== "number" || !isObject(stored.claims)) return undefined;
-      const entry: Entry = { active: true, claims: stored.claims, expiresAt: stored.expires_at };
+      const written = typeof stored.written_at === "number" ? stored.written_at : now;
+      // Written in the future: not an answer any isolate got (clocks agree within seconds).
+      if (written > now + 60_000) return undefined;
+      const entry: Entry = { active: true, claims: stored.claims, expiresAt: Math.min(stored.expires_at, written + this.issuer.introspection!.cache_ttl * 1000) };
       this.#cache.set(key, entry);
       return entry;
     } catch {
@@ -365,7 +374,7 @@ export class Introspector {
     if (!kv || ttl < KV_MIN_TTL) return;
     deps.waitUntil(
       kv
-        .put(KV_PREFIX + key, JSON.stringify({ v: 2, claims, expires_at: expiresAt }), { expirationTtl: ttl })
+        .put(KV_PREFIX + key, JSON.stringify({ v: 2, claims, expires_at: expiresAt, written_at: now }), { expirationTtl: ttl })
         .catch(() => deps.log({ event: "introspection_kv_write_failed", issuer: this.issuer.issuer })),
     );
   }

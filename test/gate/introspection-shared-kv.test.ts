@@ -49,6 +49,54 @@ async function plant(token: string, claims: Record<string, unknown>, key: { endp
   await env.PORTCULLIS_KV.put(`introspection:v2:${digest}`, JSON.stringify({ v: 2, claims, expires_at: Date.now() + 300_000 }), { expirationTtl: 300 });
 }
 
+describe("T-G4 a revoked token is accepted at most for the reading configuration's cache_ttl, whoever wrote the entry", () => {
+  /** A gate reading and writing the shared KV with the given cache_ttl and clock. */
+  const timedGate = (fixture: Fixture, cache_ttl: number, now?: () => number) =>
+    makeGate(
+      fixture,
+      baseConfig(fixture, {
+        issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: fixture.jwksUri, introspection: { endpoint: fixture.introspectionEndpoint, client_id: "gate", client_secret: "GATE_CLIENT_SECRET", kv_cache: true, cache_ttl } }],
+      }),
+      { env: SECRET, ...(now ? { now } : {}) },
+    );
+
+  it("T-G4 cache_ttl = 0 never takes another deploy's entry: the revocation is seen at once", async () => {
+    const fixture = new Fixture();
+    const t = token();
+    await fixture.serveIntrospection({ [t]: { body: answer() } });
+    expect((await timedGate(fixture, 3600).request("/items/1", { headers: bearer(t) })).status).toBe(200);
+    await fixture.serveIntrospection({ [t]: { body: { active: false } } });
+    const strict = timedGate(fixture, 0);
+    await expectRejected(strict, await strict.request("/items/1", { headers: bearer(t) }), 401, "invalid_token");
+  });
+
+  it("T-G4 a shorter cache_ttl than the writer's ends the entry at the reader's bound, counted from the write", async () => {
+    const fixture = new Fixture();
+    const t = token();
+    const start = Date.now();
+    let offset = 0;
+    await fixture.serveIntrospection({ [t]: { body: answer() } });
+    expect((await timedGate(fixture, 3600, () => start).request("/items/1", { headers: bearer(t) })).status).toBe(200);
+    await fixture.serveIntrospection({ [t]: { body: { active: false } } });
+    const reader = timedGate(fixture, 120, () => start + offset);
+    offset = 60_000; // within the reader's 120 s of the write: the shared answer still counts
+    expect((await reader.request("/items/1", { headers: bearer(t) })).status).toBe(200);
+    offset = 20 * 60_000; // past it (the writer would have kept it for an hour)
+    await expectRejected(reader, await reader.request("/items/1", { headers: bearer(t) }), 401, "invalid_token");
+  });
+
+  it("T-G4 an entry claiming to be written in the future is ignored", async () => {
+    const fixture = new Fixture();
+    const t = token();
+    await fixture.serveIntrospection({ [t]: { body: { active: false } } });
+    const digest = await sha256Hex(JSON.stringify([ISSUER, "rfc7662", fixture.introspectionEndpoint, "gate", t]));
+    const later = Date.now() + 10 * 365 * 86_400_000;
+    await env.PORTCULLIS_KV.put(`introspection:v2:${digest}`, JSON.stringify({ v: 2, claims: answer(), expires_at: later, written_at: later }), { expirationTtl: 300 });
+    const gate = timedGate(fixture, 300);
+    await expectRejected(gate, await gate.request("/items/1", { headers: bearer(t) }), 401, "invalid_token");
+  });
+});
+
 describe("T-I3 two configurations sharing one KV namespace", () => {
   it("T-I3 an entry written under audience A is not accepted by a gate for audience B (401, from the cached entry itself)", async () => {
     const fixture = new Fixture();
