@@ -149,11 +149,13 @@ export class JwtVerifier {
   }
 
   /**
-   * Whether what verified a token (`thumbprint` from `verify`) is still the issuer's, for the verified-token
-   * cache: a key removed at the issuer invalidates its cached tokens as soon as the set is refreshed, and a
-   * rotated HMAC secret (the binding's value changed) at once.
+   * Whether what verified a token (`thumbprint` from `verify`) is still the key verification would choose
+   * for it, for the verified-token cache: the one key the current set has for the token's `alg` and `kid`
+   * (`selectKey`), so a key removed at the issuer, re-listed under another `alg` or `kid`, or joined by a
+   * conflicting key invalidates its cached tokens as soon as the set is refreshed, and a rotated HMAC secret
+   * (the binding's value changed) at once.
    */
-  async stillHasKey(issuer: string, alg: Algorithm, thumbprint: string, deps: Deps): Promise<boolean> {
+  async stillHasKey(issuer: string, alg: Algorithm, kid: string | undefined, thumbprint: string, deps: Deps): Promise<boolean> {
     const state = this.#issuers.get(issuer);
     if (!state) return false;
     if (alg.startsWith("HS")) {
@@ -161,7 +163,7 @@ export class JwtVerifier {
       return this.#hmacKey(state.config, alg, deps).then(({ thumbprint: current }) => current === thumbprint, () => false);
     }
     const keys = await state.keySet.keys(issuerDeps(state.config, deps));
-    return keys.some((key) => key.thumbprint === thumbprint);
+    return selectKey(keys, alg, kid)?.thumbprint === thumbprint;
   }
 
   /** Refreshes every issuer's keys that are past half their life (the cron trigger). */

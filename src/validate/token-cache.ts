@@ -7,7 +7,8 @@ import type { VerifiedToken } from "./jwt";
  * a token seen again skips header, key and signature work. Only successes are stored; an entry ends at the
  * token's `exp` (plus the issuer's clock tolerance, exactly where verification would start failing) or
  * after `max_ttl`, whichever is first, and it is only used while what verified it is still current: the
- * issuer's key set still holds the key, or the HMAC secret is still the one it was verified with. Claims are
+ * key verification would choose now for the token's `alg` and `kid` is still that key, or the HMAC secret is
+ * still the one it was verified with. Claims are
  * cached, never decisions: the caller checks the route's requirements on every request. Least recently used
  * entries go first.
  */

@@ -91,7 +91,7 @@ export class TokenValidator {
   /** JWT verification, stored in the verified-token cache when on (successes only; time re-checked on every hit). */
   async #cacheHit(key: string, deps: Deps): Promise<CachedVerification | undefined> {
     const hit = this.#cache!.get(key, deps.now());
-    return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.alg, hit.thumbprint, deps)) ? hit : undefined;
+    return hit && (await this.#jwt.stillHasKey(hit.issuer, hit.alg, hit.kid, hit.thumbprint, deps)) ? hit : undefined;
   }
 
   async #verifyJwt(token: string, key: string | undefined, deps: Deps, header: ProtectedHeaderParameters | undefined): Promise<CachedVerification> {

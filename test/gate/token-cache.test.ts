@@ -72,6 +72,28 @@ describe("verified-token cache", () => {
     await expectRejected(gate, await gate.request("/items/1", { headers: bearer(token) }), 401, "invalid_token");
   });
 
+  it("T-B9 the same key re-listed under another alg or kid ends its cached tokens as a fresh verification would", async () => {
+    for (const [label, relisted] of [
+      ["another alg", (jwk: Record<string, unknown>) => [{ ...jwk, alg: "PS256" }]],
+      ["another kid", (jwk: Record<string, unknown>) => [{ ...jwk, kid: "new" }]],
+    ] as const) {
+      for (const enabled of [true, false]) {
+        const time = clock();
+        const fixture = new Fixture();
+        const key = await makeKey("RS256", "old");
+        await fixture.serveJwks({ keys: [key.publicJwk] });
+        const issuers = [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: fixture.jwksUri, algorithms: ["RS256", "PS256"] as ("RS256" | "PS256")[], jwks: { default_age: 60, min_age: 60, refresh_ahead: 0 } }];
+        const gate = makeGate(fixture, baseConfig(fixture, { token_cache: { enabled }, issuers }), { now: time.now });
+        const token = await mint(key, { exp: Math.floor(time.now() / 1000) + 3600 });
+        expect((await gate.request("/items/1", { headers: bearer(token) })).status).toBe(200);
+        await fixture.serveJwks({ keys: relisted(key.publicJwk as Record<string, unknown>) });
+        time.advance(61); // the set expires and is refetched
+        const response = await gate.request("/items/1", { headers: bearer(token) });
+        expect([label, enabled, response.status]).toEqual([label, enabled, 401]);
+      }
+    }
+  });
+
   it("enabled = false verifies every request", async () => {
     const { key, gate, via } = await cachedGate({ enabled: false });
     const token = await mint(key);
