@@ -224,6 +224,9 @@ export class KeySetCache {
       const stored = await deps.kv.get<StoredKeySet>((await this.#names()).set, "json");
       if (!stored || stored.v !== 2 || !Array.isArray(stored.keys) || typeof stored.jwks_uri !== "string") return false;
       if (typeof stored.fetched_at !== "number" || typeof stored.expires_at !== "number") return false;
+      // Fetched in the future: no isolate wrote that (clocks agree within seconds), and adopting it would pin
+      // it past max_age and shadow every genuine entry written after it.
+      if (stored.fetched_at > now + 60_000) return false;
       if (stored.fetched_at <= (this.#current?.fetchedAt ?? -Infinity)) return false;
       // Lifetimes as this configuration allows: a writer with a longer max_age never extends them here.
       const latest = stored.fetched_at + this.issuer.jwks.max_age * 1000;

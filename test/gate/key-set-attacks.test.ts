@@ -241,6 +241,19 @@ describe("B: keys and JWKS", () => {
     expect(rewritten?.keys).toHaveLength(1);
   });
 
+  it("T-B10 a KV-cached JWKS claiming to be fetched in the future is ignored and refetched, not pinned", async () => {
+    const good = await makeKey("ES256", "good");
+    const planted = await makeKey("ES256", "good");
+    const fixture = await served(good);
+    const name = (await keySetKvNames({ issuer: ISSUER, jwks_uri: fixture.jwksUri })).set;
+    const later = Date.now() + 10 * 365 * 86_400_000;
+    await env.PORTCULLIS_KV.put(name, JSON.stringify({ v: 2, keys: [planted.publicJwk], fetched_at: later, expires_at: later, jwks_uri: fixture.jwksUri, jwks_uri_expires_at: null }));
+    const gate = makeGate(fixture, issuerConfig(fixture));
+    expect((await gate.request("/items/1", { headers: bearer(await mint(good)) })).status).toBe(200);
+    await expectRejected(gate, await gate.request("/items/1", { headers: bearer(await mint(planted)) }), 401, "invalid_token");
+    expect((await fixture.stats()).jwksFetches).toBe(1);
+  });
+
   it("the origin sees the verified identity after a JWKS load", async () => {
     const good = await makeKey("ES256", "good");
     const fixture = await served(good);
