@@ -74,6 +74,12 @@ const cases = [
   },
   { name: "--env staging reads portcullis.config.staging.json, not the top-level file", raw: fileToml(`[env.staging.vars]\nORIGIN_URL = "https://origin.acme-saas.test"\n`), files: { "portcullis.config.json": sixtyText, "portcullis.config.staging.json": json(small) }, script: "check-config.mjs", args: ["--env", "staging"], status: 0, output: /config OK \(1 issuer, 1 route, from portcullis\.config\.staging\.json\)/ },
   { name: "--env staging with neither form says where the configuration goes", raw: fileToml(`[env.staging.vars]\nORIGIN_URL = "https://origin.acme-saas.test"\n`), files: { "portcullis.config.json": sixtyText }, script: "check-config.mjs", args: ["--env", "staging"], status: 1, output: /PORTCULLIS_CONFIG: is missing: put the configuration in portcullis\.config\.staging\.json .*\[env\.staging\.vars\] PORTCULLIS_CONFIG/ },
+  // wrangler's other spellings of the environment select it too: the guard checks the environment wrangler deploys.
+  ...[
+    ["-e staging", ["-e", "staging"], {}],
+    ["--env= then --env staging (npm run build -- --env staging)", ["--env=", "--env", "staging"], {}],
+    ["CLOUDFLARE_ENV=staging", [], { CLOUDFLARE_ENV: "staging" }],
+  ].map(([how, extra, env]) => ({ name: `build with ${how} checks staging, not the top-level file`, raw: fileToml(`[env.staging.vars]\nORIGIN_URL = "https://origin.acme-saas.test"\n`), files: { "portcullis.config.json": sixtyText }, script: "guarded.mjs", args: ["deploy", "--dry-run", ...extra], env, status: 1, output: /portcullis\.config\.staging\.json.*build refused/s })),
   { name: "--config-file names another file", raw: fileToml(), files: { "conf/api.json": sixtyText }, script: "check-config.mjs", args: ["--config-file", "conf/api.json"], status: 0, output: /config OK \(3 issuers, 60 routes, from conf\/api\.json\)/ },
 ];
 
@@ -90,7 +96,7 @@ for (const [i, c] of cases.entries()) {
   }
   // Paths in the arguments (--outdir, --config-file) are the case folder's, as a user's are their project's.
   const args = (c.args ?? []).map((arg, j, all) => (["--outdir", "--config-file"].includes(all[j - 1]) ? join(caseDir, arg) : arg));
-  const run = spawnSync(process.execPath, [join(root, "scripts", c.script), ...args, "--config", config], { encoding: "utf8", cwd: root });
+  const run = spawnSync(process.execPath, [join(root, "scripts", c.script), ...args, "--config", config], { encoding: "utf8", cwd: root, env: { ...process.env, ...c.env } });
   const output = `${run.stdout}${run.stderr}`;
   const ok = run.status === c.status && c.output.test(output) && (c.after ? c.after(output, caseDir) : true);
   if (!ok) failed++;

@@ -12,27 +12,51 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { BUNDLED_IMPORT, bundledModulePath } from "./config-file.mjs";
 
 const given = process.argv.slice(2);
-const option = (name) => {
-  const i = given.findIndex((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`));
-  if (i < 0) return { flag: [], at: [] };
-  const value = given[i].includes("=") ? given[i].slice(name.length + 3) : given[i + 1];
-  const at = given[i].includes("=") ? [i] : [i, i + 1];
-  return { flag: value === undefined || value === "" ? [] : [`--${name}`, value], at, value };
+/**
+ * Every occurrence of a wrangler option (`--name V`, `--name=V`, and the alias `-s V`, `-s=V`): the last one
+ * counts. The check and wrangler must read the same environment and wrangler.toml, so the guard resolves them
+ * once and hands wrangler exactly one of each (wrangler refuses two `--env`s, and an alias it read while the
+ * guard did not would have it deploy what was never checked).
+ */
+const option = (name, alias) => {
+  const forms = [`--${name}`, ...(alias ? [`-${alias}`] : [])];
+  const at = [];
+  let value;
+  given.forEach((arg, i) => {
+    const form = forms.find((f) => arg === f || arg.startsWith(`${f}=`));
+    if (!form || at.includes(i)) return;
+    if (arg === form) {
+      value = given[i + 1];
+      at.push(i, i + 1);
+    } else {
+      value = arg.slice(form.length + 1);
+      at.push(i);
+    }
+  });
+  return { at, value: value === "" ? undefined : value, given: at.length > 0 };
 };
-const env = option("env");
+const envOption = option("env", "e");
+// No --env given: wrangler would take CLOUDFLARE_ENV; the guard takes it too, and pins it for wrangler.
+const env = { value: envOption.given ? envOption.value : process.env.CLOUDFLARE_ENV || undefined };
+const wranglerConfig = option("config", "c");
 const configFile = option("config-file");
-// --config-file is Portcullis's own: wrangler never sees it.
-const args = given.filter((_, i) => !configFile.at.includes(i));
+// --config-file is Portcullis's own: wrangler never sees it. --env and --config are passed once, as resolved.
+const consumed = [...configFile.at, ...envOption.at, ...wranglerConfig.at];
+const args = [
+  ...given.filter((_, i) => !consumed.includes(i)),
+  `--env=${env.value ?? ""}`,
+  ...(wranglerConfig.value ? ["--config", wranglerConfig.value] : []),
+];
+const flag = (name, value) => (value ? [`--${name}`, value] : []);
 const dryRun = args.includes("--dry-run");
 // Only a real deploy refuses placeholders; a dry run (build) and `wrangler dev` warn about them.
 const strict = args[0] === "deploy" && !dryRun;
-const wranglerConfig = option("config");
 const bundledModule = bundledModulePath({ config: wranglerConfig.value, env: env.value });
 const check = [
   fileURLToPath(new URL("check-config.mjs", import.meta.url)),
-  ...env.flag,
-  ...wranglerConfig.flag,
-  ...configFile.flag,
+  ...flag("env", env.value),
+  ...flag("config", wranglerConfig.value),
+  ...flag("config-file", configFile.value),
   ...(strict ? ["--strict"] : []),
   "--emit",
   bundledModule,
