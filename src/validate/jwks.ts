@@ -65,6 +65,8 @@ export class KeySetCache {
   /** Unknown `kid` -> until when it is known to be unknown. */
   readonly #unknownKids = new BoundedMap<string, number>(UNKNOWN_KIDS_LIMIT);
   #kvNames: { set: string; attempt: string } | undefined;
+  /** The end of another isolate's published cooldown, once read: until then no kid miss reads KV again. */
+  #sharedCooldownUntil = -Infinity;
 
   constructor(private readonly issuer: IssuerConfig) {}
 
@@ -91,7 +93,7 @@ export class KeySetCache {
       await this.#awaitOtherFetch();
       if (this.#has(kid)) return this.#current!.keys;
     }
-    const nextFetchAt = now < this.#nextAttemptAt() ? this.#nextAttemptAt() : await this.#sharedCooldownEnd(deps, now);
+    const nextFetchAt = now < this.#nextAttemptAt() ? this.#nextAttemptAt() : now < this.#sharedCooldownUntil ? this.#sharedCooldownUntil : await this.#sharedCooldownEnd(deps, now);
     if (nextFetchAt !== undefined) {
       this.#rememberUnknown(kid, nextFetchAt);
       deps.log({ event: "jwks_cooldown_skip", issuer: this.issuer.issuer, reason: "unknown_kid" });
@@ -274,7 +276,10 @@ export class KeySetCache {
     if (!deps.kv) return undefined;
     try {
       const end = Number(await deps.kv.get((await this.#names()).attempt)) + this.issuer.jwks.refetch_cooldown * 1000;
-      return Number.isFinite(end) && end > now ? end : undefined;
+      if (!Number.isFinite(end) || end <= now) return undefined;
+      // Remembered, so that a flood of new kids during it costs no further KV reads (never past the cooldown).
+      this.#sharedCooldownUntil = Math.min(end, now + this.issuer.jwks.refetch_cooldown * 1000);
+      return end;
     } catch {
       return undefined;
     }

@@ -165,6 +165,25 @@ describe("unknown kid control", () => {
     expect(second.logs).toContainEqual(expect.objectContaining({ event: "jwks_cooldown_skip", reason: "unknown_kid" }));
   });
 
+  it("T-B3 a flood of new kids during another isolate's published cooldown reads that cooldown from KV once, not once per request", async () => {
+    const key = await makeKey("ES256", "k");
+    const fixture = await servedWith({}, key);
+    const time = clock();
+    const first = makeGate(fixture, withIssuer(fixture, {}), { now: time.now });
+    expect((await first.request("/items/1", { headers: bearer(await mint(key)) })).status).toBe(200);
+    // The second isolate loads the set now, so that it is past its own cooldown when the flood comes.
+    const reads: string[] = [];
+    const counted = { get: (name: string, type?: unknown) => (reads.push(name), env.PORTCULLIS_KV.get(name, type as "text")), put: (...args: Parameters<KVNamespace["put"]>) => env.PORTCULLIS_KV.put(...args) };
+    const second = makeGate(fixture, withIssuer(fixture, {}), { now: time.now, env: { PORTCULLIS_KV: counted } });
+    expect((await second.request("/items/1", { headers: bearer(await mint(key)) })).status).toBe(200);
+    time.advance(31);
+    await expectRejected(first, await first.request("/items/1", { headers: bearer(await mint(key, {}, { kid: "new-1" })) }), 401);
+    time.advance(2);
+    for (let i = 0; i < 50; i++) await expectRejected(second, await second.request("/items/1", { headers: bearer(await mint(key, {}, { kid: `flood-${i}` })) }), 401);
+    expect(reads.filter((name) => name.startsWith("jwks-attempt:")).length).toBeLessThanOrEqual(1);
+    expect((await fixture.stats()).jwksFetches).toBe(2); // the first load and the first isolate's kid-miss fetch
+  });
+
   it("a rotation another isolate already fetched is found in KV without a fetch", async () => {
     const old = await makeKey("ES256", "old");
     const fresh = await makeKey("ES256", "fresh");
