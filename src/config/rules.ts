@@ -2,7 +2,7 @@ import type * as v from "valibot";
 import { BUILT_IN_HEADERS, headerPrefixConflict, reservedHeaderReason } from "../forward/headers";
 import { isAllowedUrl } from "../lib/url";
 import { compileOperations, operationTies, unmatchableName } from "../policy/mcp";
-import { canonicalPath, pathPolicy } from "../policy/path";
+import { canonicalPath, pathPolicy, type PathPolicy } from "../policy/path";
 import { compileRoutes, findAmbiguities, headBesideGet, RoutePatternError } from "../policy/routes";
 import { HMAC_ALGORITHMS, METADATA_PREFIX, protectedResourceList, type ConfigSchema, type IssuerConfig, type ResolvedConfig, type RouteConfig } from "./schema";
 
@@ -265,20 +265,15 @@ const assertionKeysPathServable: ConfigRule = (config) => {
   const path = config.forward.assertion?.jwks_path;
   if (path === undefined) return none;
   const field = "forward.assertion.jwks_path";
-  let canonical: string | undefined;
-  try {
-    canonical = canonicalPath(path, pathPolicy(config.paths));
-  } catch {
-    canonical = undefined;
-  }
+  const canonical = canonicalOrUndefined(path, pathPolicy(config.paths));
   if (canonical !== path) return issue(field, canonical === undefined ? "is a path no request can have (see the canonical path)" : `is not canonical: write ${JSON.stringify(canonical)}`);
   if (path === "/" || path === METADATA_PREFIX || path.startsWith(`${METADATA_PREFIX}/`)) return issue(field, `must not be / or under ${METADATA_PREFIX} (the gate answers those paths itself)`);
   return none;
 };
 
-function canonicalOrUndefined(path: string): string | undefined {
+function canonicalOrUndefined(path: string, policy?: PathPolicy): string | undefined {
   try {
-    return canonicalPath(path);
+    return canonicalPath(path, policy);
   } catch {
     return undefined;
   }

@@ -34,8 +34,6 @@ const NO_MESSAGE_METHODS = new Set(["GET", "HEAD", "DELETE", "OPTIONS"]);
 /** The message of `request` on an MCP route. Refuses (400, 413) anything it cannot read as one message. */
 export async function readMcpRequest(request: Request, mcp: McpConfig): Promise<ReadMcp> {
   if (!mcp.read_body) return { message: mcpMessage(request.method, request.headers, undefined, mcp) };
-  // Checked before the read too: a body in an encoding the gate does not read is not worth reading.
-  if (request.body) checkBodyEncoding(request.headers);
   const body = request.body ? await readBounded(request, mcp.max_body_bytes) : undefined;
   return { message: mcpMessage(request.method, request.headers, body && new Uint8Array(body), mcp), ...(body ? { body } : {}) };
 }

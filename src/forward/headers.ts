@@ -54,13 +54,17 @@ export function hasMethodOverride(headers: Headers): boolean {
  */
 export function reservedHeaderReason(name: string): string | undefined {
   const folded = fold(name);
-  if (["authorization", "proxy-authorization", "cookie", "dpop"].includes(folded)) return "is a credentials header";
-  if (HOP_BY_HOP.has(folded) || ["upgrade", "host", "content-length"].includes(folded)) return "is a hop-by-hop or message-framing header";
+  if (CREDENTIALS.includes(folded)) return "is a credentials header";
+  if (HOP_BY_HOP.has(folded) || FRAMING.includes(folded)) return "is a hop-by-hop or message-framing header";
   if (folded.startsWith("content-")) return "is a content header: it tells the origin how to read the body";
   if (REROUTING.includes(folded) || FORWARDED_HOST.has(folded)) return "is a header the gate strips or sets for another purpose";
   if (CLIENT_ADDRESS.has(folded)) return "is a header origins read the client's address from";
   return undefined;
 }
+
+const CREDENTIALS = ["authorization", "proxy-authorization", "cookie", "dpop"];
+/** Besides the hop-by-hop headers: what the HTTP layer owns. */
+const FRAMING = ["upgrade", "host", "content-length"];
 
 /** Headers origins and proxies take the client's address from (IP allow-lists, rate limits, audit logs). */
 const CLIENT_ADDRESS = new Set(["x-forwarded-for", "x-real-ip", "true-client-ip", "cf-connecting-ip", "cf-connecting-ipv6", "x-client-ip", "x-cluster-client-ip"]);
@@ -76,14 +80,9 @@ const WELL_KNOWN = [
   ...FORWARDED_HOST,
   ...HOP_BY_HOP,
   ...CLIENT_ADDRESS,
-  "authorization",
-  "proxy-authorization",
-  "cookie",
-  "dpop",
-  "host",
-  "upgrade",
+  ...CREDENTIALS,
+  ...FRAMING,
   "content-type",
-  "content-length",
   "content-encoding",
   "accept",
   "origin",

@@ -46,8 +46,10 @@ function phpNames(name: string): string[] {
  * count too.
  */
 export function isMethodOverrideParam(name: string): boolean {
-  return phpNames(name.toLowerCase()).some((base) => base === "_method" || METHOD_OVERRIDES.has(base.replace(/_/g, "-")));
+  return namesOverride(phpNames(name.toLowerCase()));
 }
+
+const namesOverride = (read: readonly string[]) => read.some((base) => base === "_method" || METHOD_OVERRIDES.has(base.replace(/_/g, "-")));
 
 /**
  * A name some origin reads as `access_token` while the gate's reading (RFC 6750 2.3: exactly that name) does
@@ -55,9 +57,7 @@ export function isMethodOverrideParam(name: string): boolean {
  * it) or a PHP spelling (`access.token`, `access_token[]`, `access_token%00`). Such a credential could be
  * neither counted nor checked by the gate.
  */
-function isTokenLookalike(name: string): boolean {
-  return name !== "access_token" && phpNames(name.toLowerCase()).includes("access_token");
-}
+const isTokenLookalike = (name: string, read: readonly string[]) => name !== "access_token" && read.includes("access_token");
 
 /**
  * `search` (as `URL.search`: empty or starting with `?`) without the pairs carrying a decoded name `drop`
@@ -99,8 +99,10 @@ export function forwardedQuery(search: string, stripToken: boolean): ForwardedQu
   let methodOverride = false;
   let tokenLookalike = false;
   const forwarded = withoutParams(search, (name, semicolonPiece) => {
-    if (isMethodOverrideParam(name)) return (methodOverride = true);
-    if (isTokenLookalike(name) || (semicolonPiece && name === "access_token")) tokenLookalike = true;
+    // As PHP (and, lower-cased, the case-insensitive readers) would read the name: computed once per name.
+    const read = phpNames(name.toLowerCase());
+    if (namesOverride(read)) return (methodOverride = true);
+    if (isTokenLookalike(name, read) || (semicolonPiece && name === "access_token")) tokenLookalike = true;
     return stripToken && name === "access_token";
   });
   return { search: forwarded, methodOverride, tokenLookalike };

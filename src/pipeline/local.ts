@@ -4,7 +4,8 @@ import { GateError } from "../errors/errors";
 import { keyRing } from "../forward/assertion";
 import { publicPreflight, readableCrossOrigin } from "../lib/cors";
 import type { LogFn } from "../lib/log";
-import { METADATA_PREFIX, type ProtectedResources } from "./metadata";
+import { METADATA_PREFIX } from "../config/schema";
+import type { ProtectedResources } from "./metadata";
 
 /**
  * Answers the gate gives itself, before any rule: the assertion keys the origin's verifier fetches (GET or

@@ -12,8 +12,6 @@ import { dpopAlgorithms, dpopRequiredEverywhere } from "./request";
  * its identifier's path and below; the longest covering resource is the request's.
  */
 
-// Where every document lives (config/schema.ts, which configuration validation reads too).
-export { METADATA_PREFIX };
 
 export function metadataUrl(resource: string): URL {
   const url = new URL(resource);

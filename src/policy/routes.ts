@@ -165,8 +165,11 @@ function pathParts(path: string): string[] {
 }
 
 /** Everything precedence looks at except the method, as a comparable key. */
+/** A pattern's segments as a comparable key (parameter names aside). */
+const patternKey = (segments: readonly Segment[]) => segments.map((s) => (s.kind === "literal" ? `L${s.value}` : s.kind === "one" ? "*" : "**")).join("/");
+
 function shapeOf(route: CompiledRoute): string {
-  return `${route.host ?? ""}|${route.segments.map((s) => (s.kind === "literal" ? `L${s.value}` : s.kind === "one" ? "*" : "**")).join("/")}`;
+  return `${route.host ?? ""}|${patternKey(route.segments)}`;
 }
 
 /** 0: host and port; 1: host alone (any port); 2: no host. */
@@ -230,11 +233,14 @@ export function findAmbiguities(routes: readonly CompiledRoute[]): [CompiledRout
  * HEAD with their GET handler.
  */
 export function headBesideGet(routes: readonly CompiledRoute[]): [head: CompiledRoute, get: CompiledRoute][] {
-  const byShape = new Map<string, CompiledRoute[]>();
-  for (const route of routes) byShape.set(shapeOf(route), [...(byShape.get(shapeOf(route)) ?? []), route]);
+  const getByShape = new Map<string, CompiledRoute>();
+  for (const route of routes) {
+    const shape = shapeOf(route);
+    if (!getByShape.has(shape) && (route.methods === "any" || route.methods.has("GET"))) getByShape.set(shape, route);
+  }
   return routes.flatMap((head) => {
     if (head.methods === "any" || !head.methods.has("HEAD") || head.methods.has("GET")) return [];
-    const get = byShape.get(shapeOf(head))!.find((other) => other !== head && (other.methods === "any" || other.methods.has("GET")));
+    const get = getByShape.get(shapeOf(head));
     return get ? [[head, get] as [CompiledRoute, CompiledRoute]] : [];
   });
 }
@@ -285,10 +291,8 @@ export function matchRoute(routes: readonly CompiledRoute[], request: RouteReque
 function checkTrailingSlash(routes: readonly CompiledRoute[], request: RouteRequest, parts: readonly string[], exact: CompiledRoute): void {
   const subtree = bestMatch(routes, request, [...parts, ""]);
   if (!subtree || subtree === exact) return;
-  const length = exact.segments.length;
-  if (subtree.segments.length !== length + 1 || subtree.segments[length]!.kind !== "rest") return;
-  const same = (a: Segment, b: Segment) => a.kind === b.kind && (a.kind !== "literal" || a.value === (b as { value: string }).value);
-  if (exact.segments.every((segment, i) => same(segment, subtree.segments[i]!))) throw new GateError("invalid_request", "path_trailing_slash_ambiguous");
+  if (subtree.segments.at(-1)?.kind !== "rest" || patternKey(subtree.segments.slice(0, -1)) !== patternKey(exact.segments)) return;
+  throw new GateError("invalid_request", "path_trailing_slash_ambiguous");
 }
 
 function bestMatch(routes: readonly CompiledRoute[], request: RouteRequest, parts: readonly string[]): CompiledRoute | undefined {
